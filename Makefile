@@ -1,0 +1,37 @@
+# Every target sets itself up on a fresh machine: `make demo` and `make test` need nothing installed by hand.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The CPU build of PyTorch. It is installed before the package so that pip never resolves
+# the plain `torch` requirement to a multi-GB CUDA build. On these machines pip finds the
+# wheel in /opt/wheels; elsewhere it comes from PyTorch's CPU index.
+TORCH := torch==2.13.0
+TORCH_FALLBACK_INDEX := https://download.pytorch.org/whl/cpu
+
+.PHONY: install test demo bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH) \
+	  || $(BIN)/python -m pip install --quiet $(TORCH) --index-url $(TORCH_FALLBACK_INDEX)
+	$(BIN)/python -m pip install --quiet -e '.[dev,report]'
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+demo: install
+	$(BIN)/modeldeed demo --out demo
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache

@@ -1,0 +1,13 @@
+"""Models by name (`cnn`, `resnet18`, `resnet20`) or as "package.module:factory"; saved without pickle."""
+
+from .heads import last_linear, last_linear_name, replace_last_linear, reset_last_linear
+from .registry import BUILTIN, ModelSpec, build_model, resolve_factory, spec_for_data
+from .store import ModelInfo, load_model, load_state_exactly, read_model_info, save_model, state_tensors
+
+MODEL_NAMES = tuple(BUILTIN)
+
+__all__ = [
+    "MODEL_NAMES", "ModelInfo", "ModelSpec", "build_model", "last_linear", "last_linear_name", "load_model",
+    "load_state_exactly", "read_model_info", "replace_last_linear", "reset_last_linear", "resolve_factory",
+    "save_model", "spec_for_data", "state_tensors",
+]

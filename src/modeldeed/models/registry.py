@@ -1,0 +1,91 @@
+"""Architectures by name, and user models as "package.module:factory" with JSON keyword arguments."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ModeldeedError
+from .cnn import SmallCNN
+from .resnet import resnet18, resnet20
+
+BUILTIN: dict[str, Callable[..., nn.Module]] = {"cnn": SmallCNN, "resnet18": resnet18, "resnet20": resnet20}
+DATA_ARGUMENTS = ("in_channels", "num_classes", "input_size")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What builds a model: an architecture name (or "module:factory") and its keyword arguments."""
+
+    architecture: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"architecture": self.architecture, "arguments": self.arguments}
+
+
+def is_user_factory(architecture: str) -> bool:
+    return architecture not in BUILTIN
+
+
+def resolve_factory(architecture: str, *, trust_code: bool) -> Callable[..., nn.Module]:
+    """A built-in name, or "package.module:factory" (imported only when the caller trusts that code)."""
+    if architecture in BUILTIN:
+        return BUILTIN[architecture]
+    module_name, sep, attr = architecture.partition(":")
+    if not sep or not module_name or not attr:
+        raise ModeldeedError(f"unknown model {architecture!r}; use one of {', '.join(BUILTIN)} or 'package.module:factory'")
+    if not trust_code:
+        raise ModeldeedError(f"model {architecture!r} is user code; importing it runs that code, so pass trust_code=True "
+                             "(CLI: --trust-model-code) only for code you trust")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ModeldeedError(f"cannot import module {module_name!r} for model {architecture!r} ({exc})") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ModeldeedError(f"{module_name!r} has no callable {attr!r}")
+    return factory
+
+
+def spec_for_data(architecture: str, input_shape: tuple[int, int, int], num_classes: int,
+                  extra: dict[str, Any] | str | None = None, *, trust_code: bool = False) -> ModelSpec:
+    """Fill in the data-derived arguments (channels, size, classes) the factory accepts, plus the user's JSON ones."""
+    if isinstance(extra, str):
+        try:
+            extra = json.loads(extra)
+        except json.JSONDecodeError as exc:
+            raise ModeldeedError(f"model arguments must be a JSON object ({exc})") from None
+    if extra is not None and not isinstance(extra, dict):
+        raise ModeldeedError("model arguments must be a JSON object")
+    factory = resolve_factory(architecture, trust_code=trust_code)
+    derived = {"in_channels": input_shape[0], "num_classes": num_classes, "input_size": [input_shape[1], input_shape[2]]}
+    try:
+        params = inspect.signature(factory).parameters
+        takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        accepted = {k: v for k, v in derived.items() if takes_kwargs or k in params}
+    except (TypeError, ValueError):
+        accepted = {}
+    return ModelSpec(architecture, {**accepted, **(extra or {})})
+
+
+def build_model(spec: ModelSpec, *, seed: int | None = None, trust_code: bool = False) -> nn.Module:
+    """Instantiate a model; with `seed`, its initial weights are a pure function of the seed."""
+    factory = resolve_factory(spec.architecture, trust_code=trust_code)
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        try:
+            model = factory(**spec.arguments)
+        except (TypeError, ValueError) as exc:
+            raise ModeldeedError(f"cannot build model {spec.architecture!r} with arguments {spec.arguments} ({exc})") from None
+    if not isinstance(model, nn.Module):
+        raise ModeldeedError(f"factory {spec.architecture!r} returned {type(model).__name__}, not a torch.nn.Module")
+    return model

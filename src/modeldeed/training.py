@@ -1,0 +1,298 @@
+"""The one training loop. Marking, proof-of-learning recording and attacks plug in through hooks.
+
+Everything a step depends on is a pure function of the config and the step number: the batch order
+(a seeded permutation per epoch), the augmentation seed and the learning rate. So any step can be
+replayed exactly from a checkpoint, which is what a proof-of-learning verifier does with `sgd_step`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import Dataset, augment
+from .errors import ModeldeedError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """SGD with momentum, weight decay and a step schedule, as in the papers' training runs."""
+
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lr_milestones: tuple[int, ...] = ()  # epochs at whose start the learning rate is multiplied by lr_gamma
+    lr_gamma: float = 0.1
+    seed: int = 0  # batch order and augmentation
+    augment: bool = False
+    device: str = "cpu"
+    deterministic: bool = True
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.epochs < 0:
+            problems.append(f"epochs must be >= 0, got {self.epochs}")
+        if self.batch_size < 1:
+            problems.append(f"batch size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            problems.append(f"learning rate must be > 0, got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            problems.append(f"momentum must lie in [0, 1), got {self.momentum}")
+        if self.weight_decay < 0:
+            problems.append(f"weight decay must be >= 0, got {self.weight_decay}")
+        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
+            problems.append(f"device must be cpu or cuda, got {self.device!r}")
+        if problems:
+            raise ModeldeedError("; ".join(problems))
+        object.__setattr__(self, "lr_milestones", tuple(sorted(int(m) for m in self.lr_milestones)))
+
+    def lr_at(self, epoch: int) -> float:
+        return self.lr * self.lr_gamma ** sum(1 for m in self.lr_milestones if epoch >= m)
+
+    def steps_per_epoch(self, n: int) -> int:
+        return -(-n // self.batch_size)
+
+    def to_json(self) -> dict[str, Any]:
+        doc = dataclasses.asdict(self)
+        doc["lr_milestones"] = list(self.lr_milestones)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(doc) - known
+        if unknown:
+            raise ModeldeedError(f"unknown training settings: {', '.join(sorted(unknown))}")
+        values = dict(doc)
+        if "lr_milestones" in values:
+            values["lr_milestones"] = tuple(values["lr_milestones"])
+        return cls(**values)
+
+
+@dataclass
+class Batch:
+    """One step's training data; hooks may replace inputs/labels (e.g. append trigger images)."""
+
+    step: int
+    epoch: int
+    indices: np.ndarray
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    lr: float
+    augment_seed: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainState:
+    """What hooks see: the live model and optimizer, and where the loop is."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    config: TrainConfig
+    data: Dataset
+    step: int  # steps completed so far
+    total_steps: int
+    epoch: int = 0
+
+
+class Hook:
+    """Override what you need. Hooks run in the order given to `train`."""
+
+    def on_train_start(self, state: TrainState) -> None: ...
+
+    def on_batch(self, state: TrainState, batch: Batch) -> Batch:
+        return batch
+
+    def on_step_end(self, state: TrainState, batch: Batch, loss: torch.Tensor) -> None: ...
+
+    def on_epoch_end(self, state: TrainState, epoch: int) -> None: ...
+
+    def on_train_end(self, state: TrainState) -> None: ...
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    steps: int
+    epochs: int
+    seconds: float
+    epoch_losses: tuple[float, ...]
+
+
+def set_seed(seed: int) -> None:
+    """Seed python, numpy and torch (for code outside the loop that draws from the global RNGs)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def configure_determinism(enabled: bool) -> None:
+    """Deterministic kernels where PyTorch has them (warn, don't fail, where it has none)."""
+    torch.use_deterministic_algorithms(enabled, warn_only=True)
+    torch.backends.cudnn.benchmark = not enabled
+    torch.backends.cudnn.deterministic = enabled
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The permutation of the training set for one epoch: a pure function of (seed, epoch)."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def epoch_batches(config: TrainConfig, n: int, epoch: int) -> list[np.ndarray]:
+    order = epoch_order(config.seed, epoch, n)
+    return [order[i: i + config.batch_size] for i in range(0, n, config.batch_size)]
+
+
+def batch_indices(config: TrainConfig, n: int, step: int) -> np.ndarray:
+    """The dataset indices of global step `step` (0-based)."""
+    per_epoch = config.steps_per_epoch(n)
+    epoch, within = divmod(step, per_epoch)
+    order = epoch_order(config.seed, epoch, n)
+    return order[within * config.batch_size: (within + 1) * config.batch_size]
+
+
+def augment_seed(seed: int, step: int) -> int:
+    return int(np.random.SeedSequence([seed, step, 0xA5]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def make_batch(data: Dataset, config: TrainConfig, step: int, indices: np.ndarray, *, device: str = "cpu",
+               x: torch.Tensor | None = None, y: torch.Tensor | None = None) -> Batch:
+    """Gather (and augment, with its recorded seed) the samples of one step, exactly as training saw them."""
+    n_per_epoch = config.steps_per_epoch(len(data))
+    epoch = step // n_per_epoch
+    index = torch.from_numpy(np.asarray(indices, dtype=np.int64))
+    xs = x if x is not None else data.x
+    ys = y if y is not None else data.y
+    inputs = xs[index.to(xs.device)].to(device)
+    labels = ys[index.to(ys.device)].to(device)
+    seed = None
+    if config.augment:
+        seed = augment_seed(config.seed, step)
+        inputs = augment(inputs, seed)
+    return Batch(step, epoch, np.asarray(indices), inputs, labels, config.lr_at(epoch), seed)
+
+
+def make_optimizer(parameters: Iterable[nn.Parameter], config: TrainConfig) -> torch.optim.SGD:
+    params = [p for p in parameters if p.requires_grad]
+    if not params:
+        raise ModeldeedError("no trainable parameters: every parameter has requires_grad=False")
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def sgd_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, labels: torch.Tensor,
+             lr: float) -> torch.Tensor:
+    """One update. Training and every replay of it (PoL verification, spoofing) go through here."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(model(inputs), labels)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def train(model: nn.Module, data: Dataset, config: TrainConfig, *, hooks: Sequence[Hook] = (),
+          parameters: Iterable[nn.Parameter] | None = None, optimizer_state: dict[str, Any] | None = None,
+          start_step: int = 0, progress: bool = True) -> TrainResult:
+    """Train `model` in place on `data` for `config.epochs` epochs, from global step `start_step`.
+
+    `parameters` limits what is trained (e.g. only the last layer); `optimizer_state` and `start_step`
+    resume an interrupted run exactly where it stopped.
+    """
+    if len(data) == 0:
+        raise ModeldeedError(f"{data.name}: cannot train on an empty dataset")
+    configure_determinism(config.deterministic)
+    model.to(config.device)
+    optimizer = make_optimizer(parameters if parameters is not None else model.parameters(), config)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    per_epoch = config.steps_per_epoch(len(data))
+    total = per_epoch * config.epochs
+    if not 0 <= start_step <= total:
+        raise ModeldeedError(f"start step {start_step} outside 0..{total}")
+    # Small datasets live on the device; large ones are gathered on the CPU per step.
+    x, y = data.x, data.y
+    if config.device != "cpu" and data.x.numel() * 4 < 2**31:
+        x, y = data.x.to(config.device), data.y.to(config.device)
+    state = TrainState(model, optimizer, config, data, start_step, total, start_step // per_epoch)
+    for hook in hooks:
+        hook.on_train_start(state)
+    bar = progress_bar(total, start_step, enabled=progress)
+    started = time.perf_counter()
+    epoch_losses: list[float] = []
+    try:
+        for epoch in range(start_step // per_epoch, config.epochs):
+            state.epoch = epoch
+            loss_sum = torch.zeros((), device=config.device)
+            first = max(start_step - epoch * per_epoch, 0)
+            for within, indices in enumerate(epoch_batches(config, len(data), epoch)[first:], start=first):
+                batch = make_batch(data, config, epoch * per_epoch + within, indices, device=config.device, x=x, y=y)
+                for hook in hooks:
+                    batch = hook.on_batch(state, batch)
+                loss = sgd_step(model, optimizer, batch.inputs, batch.labels, batch.lr)
+                state.step += 1
+                loss_sum += loss
+                for hook in hooks:
+                    hook.on_step_end(state, batch, loss)
+                if bar is not None:
+                    bar.update(1)
+                    if within % 20 == 0:
+                        bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", refresh=False)
+            epoch_losses.append(float(loss_sum) / max(per_epoch - first, 1))
+            log.info("epoch %d/%d: mean loss %.4f", epoch + 1, config.epochs, epoch_losses[-1])
+            for hook in hooks:
+                hook.on_epoch_end(state, epoch)
+    finally:
+        if bar is not None:
+            bar.close()
+    for hook in hooks:
+        hook.on_train_end(state)
+    return TrainResult(state.step, config.epochs, time.perf_counter() - started, tuple(epoch_losses))
+
+
+def progress_bar(total: int, initial: int, *, enabled: bool) -> Any:
+    """A tqdm bar with ETA on stderr; silent when disabled or when stderr is not a terminal."""
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", desc="train", disable=None, dynamic_ncols=True)
+
+
+def iterate_chunks(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000, device: str | None = None) -> torch.Tensor:
+    """Predicted class of every input, in eval mode, on the model's device."""
+    device = device or next(model.parameters()).device.type
+    was_training = model.training
+    model.eval()
+    try:
+        parts = [model(x[s].to(device)).argmax(1).cpu() for s in iterate_chunks(len(x), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(parts) if parts else torch.empty(0, dtype=torch.int64)
+
+
+def accuracy(model: nn.Module, data: Dataset, batch_size: int = 1000) -> float:
+    if len(data) == 0:
+        raise ModeldeedError(f"{data.name}: cannot evaluate on an empty dataset")
+    return float((predict(model, data.x, batch_size) == data.y).float().mean())
