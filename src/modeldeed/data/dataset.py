@@ -65,7 +65,7 @@ def tensor_digest(*tensors: torch.Tensor) -> str:
 
 def from_uint8(name: str, images: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> Dataset:
     """uint8 N×C×H×W images and integer labels to a Dataset (pixel / 255)."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).to(torch.float32).div_(255.0)
+    x = torch.from_numpy(np.array(images, dtype=np.uint8)).to(torch.float32).div_(255.0)  # copy: buffers may be read-only
     y = torch.from_numpy(np.asarray(labels, dtype=np.int64).copy())
     return Dataset(name, x, y, classes)
 
