@@ -1,6 +1,6 @@
 """The one training loop against a plain hand-written PyTorch loop: same model, data, seed and batches.
 
-    .venv/bin/python benchmarks/bench_training.py [--samples 12000] [--repeats 5]
+.venv/bin/python benchmarks/bench_training.py [--samples 12000] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ from modeldeed.training import TrainConfig, epoch_order, train
 
 
 def plain_loop(model, data, config):
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
     model.train()
     for epoch in range(config.epochs):
         order = torch.from_numpy(epoch_order(config.seed, epoch, len(data)))
         for start in range(0, len(data), config.batch_size):
-            index = order[start: start + config.batch_size]
+            index = order[start : start + config.batch_size]
             optimizer.zero_grad(set_to_none=True)
             F.cross_entropy(model(data.x[index]), data.y[index]).backward()
             optimizer.step()
@@ -39,8 +40,10 @@ def main() -> None:
     data = splits.train
     config = TrainConfig(epochs=1, batch_size=100, seed=0)
     spec = spec_for_data(args.model, data.input_shape, data.num_classes)
-    print(f"data {data.name}, {len(data)} samples, model {args.model}, batch {config.batch_size}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"data {data.name}, {len(data)} samples, model {args.model}, batch {config.batch_size}, "
+        f"{torch.get_num_threads()} threads"
+    )
     models = {}
 
     def ours():
@@ -52,7 +55,9 @@ def main() -> None:
         plain_loop(models["plain"], data, config)
 
     times = alternate({"modeldeed.train": ours, "plain loop": plain}, args.repeats)
-    same = all(torch.equal(a, b) for a, b in zip(models["ours"].state_dict().values(), models["plain"].state_dict().values()))
+    same = all(
+        torch.equal(a, b) for a, b in zip(models["ours"].state_dict().values(), models["plain"].state_dict().values())
+    )
     print(ratio_line(times, "modeldeed.train", "plain loop"))
     print(f"identical final weights: {same}")
     np.testing.assert_(same, "the two loops must compute the same updates")

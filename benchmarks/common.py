@@ -39,5 +39,7 @@ def alternate(runs: dict[str, Callable[[], None]], repeats: int) -> dict[str, li
 def ratio_line(times: dict[str, list[float]], numerator: str, denominator: str) -> str:
     num, den = statistics.median(times[numerator]), statistics.median(times[denominator])
     best = min(times[numerator]) / min(times[denominator])
-    return (f"{numerator} / {denominator}: median {num:.3f} s / {den:.3f} s = {num / den:.3f} "
-            f"(best-of {best:.3f}; {len(times[numerator])} alternating rounds)")
+    return (
+        f"{numerator} / {denominator}: median {num:.3f} s / {den:.3f} s = {num / den:.3f} "
+        f"(best-of {best:.3f}; {len(times[numerator])} alternating rounds)"
+    )

@@ -28,7 +28,9 @@ def write_mnist_dir(directory: Path, n_train: int = 30, n_test: int = 10, compre
     return directory
 
 
-def cifar_records(n: int, label_bytes: int, classes: int, seed: int, image_size: int = 3 * 32 * 32) -> tuple[bytes, np.ndarray]:
+def cifar_records(
+    n: int, label_bytes: int, classes: int, seed: int, image_size: int = 3 * 32 * 32
+) -> tuple[bytes, np.ndarray]:
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, classes, n)
     images = rng.integers(0, 256, (n, image_size), dtype=np.uint8)

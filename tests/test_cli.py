@@ -13,7 +13,9 @@ from modeldeed.cli import main
 
 def test_train_then_evaluate(tmp_path, capsys):
     out = tmp_path / "runs" / "clean"
-    assert main(["train", "--data", "digits", "--model", "cnn", "--epochs", "4", "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(["train", "--data", "digits", "--model", "cnn", "--epochs", "4", "--out", str(out), "--no-progress"]) == 0
+    )
     assert (out / "model.safetensors").is_file() and (out / "model.json").is_file()
     assert "saved to" in capsys.readouterr().out
     assert main(["evaluate", str(out), "--data", "digits", "--json"]) == 0
@@ -23,13 +25,16 @@ def test_train_then_evaluate(tmp_path, capsys):
     assert meta["extra"]["training"]["epochs"] == 4 and meta["extra"]["dataset"] == "digits"
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--data", "imagenet", "--out", "x"], "unknown dataset 'imagenet'"),
-    (["train", "--data", "digits", "--model", "vgg", "--out", "x"], "unknown model 'vgg'"),
-    (["train", "--data", "digits", "--batch-size", "0", "--out", "x"], "batch size must be >= 1"),
-    (["train", "--data", "digits", "--milestones", "a,b", "--out", "x"], "--milestones must be comma-separated"),
-    (["evaluate", "does/not/exist", "--data", "digits"], "does/not/exist: model directory not found"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--data", "imagenet", "--out", "x"], "unknown dataset 'imagenet'"),
+        (["train", "--data", "digits", "--model", "vgg", "--out", "x"], "unknown model 'vgg'"),
+        (["train", "--data", "digits", "--batch-size", "0", "--out", "x"], "batch size must be >= 1"),
+        (["train", "--data", "digits", "--milestones", "a,b", "--out", "x"], "--milestones must be comma-separated"),
+        (["evaluate", "does/not/exist", "--data", "digits"], "does/not/exist: model directory not found"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err

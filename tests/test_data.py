@@ -193,12 +193,15 @@ def test_npz_loader(tmp_path):
     assert splits.train.num_classes == 3 and len(splits.train) == 8
 
 
-@pytest.mark.parametrize("arrays, message", [
-    ({"x": np.zeros((4, 4, 4), np.uint8)}, "missing array"),
-    ({"x": np.zeros((4, 1, 4, 4), np.uint8), "y": np.arange(3)}, "one integer label per image"),
-    ({"x": np.full((4, 1, 4, 4), 2.0), "y": np.arange(4)}, r"lie in \[0, 1\]"),
-    ({"x": np.zeros((4, 1, 4, 4), np.uint8), "y": np.array(["a"] * 4, dtype=object)}, "not a readable .npz"),
-])
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        ({"x": np.zeros((4, 4, 4), np.uint8)}, "missing array"),
+        ({"x": np.zeros((4, 1, 4, 4), np.uint8), "y": np.arange(3)}, "one integer label per image"),
+        ({"x": np.full((4, 1, 4, 4), 2.0), "y": np.arange(4)}, r"lie in \[0, 1\]"),
+        ({"x": np.zeros((4, 1, 4, 4), np.uint8), "y": np.array(["a"] * 4, dtype=object)}, "not a readable .npz"),
+    ],
+)
 def test_npz_malformed(tmp_path, arrays, message):
     path = tmp_path / "bad.npz"
     np.savez(path, **arrays)

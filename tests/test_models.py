@@ -11,7 +11,14 @@ import torch
 
 from modeldeed.errors import FormatError, ModeldeedError
 from modeldeed.models import (
-    ModelInfo, ModelSpec, build_model, last_linear, load_model, replace_last_linear, save_model, spec_for_data,
+    ModelInfo,
+    ModelSpec,
+    build_model,
+    last_linear,
+    load_model,
+    replace_last_linear,
+    save_model,
+    spec_for_data,
 )
 
 
@@ -81,14 +88,16 @@ def test_weights_file_is_checked(tmp_path):
 
 @pytest.fixture()
 def user_module(tmp_path, monkeypatch):
-    (tmp_path / "my_models.py").write_text(textwrap.dedent("""
+    (tmp_path / "my_models.py").write_text(
+        textwrap.dedent("""
         from torch import nn
         def mlp(num_classes, input_size, in_channels, hidden=16):
             return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * input_size[0] * input_size[1], hidden),
                                  nn.ReLU(), nn.Linear(hidden, num_classes))
         def not_a_model(**kwargs):
             return 42
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     yield "my_models"
     sys.modules.pop("my_models", None)

@@ -9,7 +9,15 @@ import torch
 from modeldeed.errors import ModeldeedError
 from modeldeed.models import build_model, spec_for_data
 from modeldeed.training import (
-    Hook, TrainConfig, accuracy, batch_indices, epoch_batches, make_batch, make_optimizer, sgd_step, train,
+    Hook,
+    TrainConfig,
+    accuracy,
+    batch_indices,
+    epoch_batches,
+    make_batch,
+    make_optimizer,
+    sgd_step,
+    train,
 )
 
 FAST = TrainConfig(epochs=2, batch_size=64, lr=0.05, seed=11)

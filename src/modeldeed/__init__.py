@@ -8,7 +8,25 @@ from .models import ModelInfo, ModelSpec, build_model, load_model, save_model, s
 from .training import Batch, Hook, TrainConfig, TrainState, accuracy, predict, sgd_step, train  # noqa: E402
 
 __all__ = [
-    "Batch", "DataError", "DataSplits", "Dataset", "FormatError", "Hook", "ModelInfo", "ModelSpec", "ModeldeedError",
-    "TrainConfig", "TrainState", "__version__", "accuracy", "build_model", "load_dataset", "load_model", "predict",
-    "save_model", "sgd_step", "spec_for_data", "train",
+    "Batch",
+    "DataError",
+    "DataSplits",
+    "Dataset",
+    "FormatError",
+    "Hook",
+    "ModelInfo",
+    "ModelSpec",
+    "ModeldeedError",
+    "TrainConfig",
+    "TrainState",
+    "__version__",
+    "accuracy",
+    "build_model",
+    "load_dataset",
+    "load_model",
+    "predict",
+    "save_model",
+    "sgd_step",
+    "spec_for_data",
+    "train",
 ]

@@ -154,7 +154,7 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
 
 def epoch_batches(config: TrainConfig, n: int, epoch: int) -> list[np.ndarray]:
     order = epoch_order(config.seed, epoch, n)
-    return [order[i: i + config.batch_size] for i in range(0, n, config.batch_size)]
+    return [order[i : i + config.batch_size] for i in range(0, n, config.batch_size)]
 
 
 def batch_indices(config: TrainConfig, n: int, step: int) -> np.ndarray:
@@ -162,15 +162,23 @@ def batch_indices(config: TrainConfig, n: int, step: int) -> np.ndarray:
     per_epoch = config.steps_per_epoch(n)
     epoch, within = divmod(step, per_epoch)
     order = epoch_order(config.seed, epoch, n)
-    return order[within * config.batch_size: (within + 1) * config.batch_size]
+    return order[within * config.batch_size : (within + 1) * config.batch_size]
 
 
 def augment_seed(seed: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, step, 0xA5]).generate_state(1, np.uint64)[0] >> 1)
 
 
-def make_batch(data: Dataset, config: TrainConfig, step: int, indices: np.ndarray, *, device: str = "cpu",
-               x: torch.Tensor | None = None, y: torch.Tensor | None = None) -> Batch:
+def make_batch(
+    data: Dataset,
+    config: TrainConfig,
+    step: int,
+    indices: np.ndarray,
+    *,
+    device: str = "cpu",
+    x: torch.Tensor | None = None,
+    y: torch.Tensor | None = None,
+) -> Batch:
     """Gather (and augment, with its recorded seed) the samples of one step, exactly as training saw them."""
     n_per_epoch = config.steps_per_epoch(len(data))
     epoch = step // n_per_epoch
@@ -193,8 +201,9 @@ def make_optimizer(parameters: Iterable[nn.Parameter], config: TrainConfig) -> t
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
-def sgd_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, labels: torch.Tensor,
-             lr: float) -> torch.Tensor:
+def sgd_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, labels: torch.Tensor, lr: float
+) -> torch.Tensor:
     """One update. Training and every replay of it (PoL verification, spoofing) go through here."""
     for group in optimizer.param_groups:
         group["lr"] = lr
@@ -206,9 +215,17 @@ def sgd_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.T
     return loss.detach()
 
 
-def train(model: nn.Module, data: Dataset, config: TrainConfig, *, hooks: Sequence[Hook] = (),
-          parameters: Iterable[nn.Parameter] | None = None, optimizer_state: dict[str, Any] | None = None,
-          start_step: int = 0, progress: bool = True) -> TrainResult:
+def train(
+    model: nn.Module,
+    data: Dataset,
+    config: TrainConfig,
+    *,
+    hooks: Sequence[Hook] = (),
+    parameters: Iterable[nn.Parameter] | None = None,
+    optimizer_state: dict[str, Any] | None = None,
+    start_step: int = 0,
+    progress: bool = True,
+) -> TrainResult:
     """Train `model` in place on `data` for `config.epochs` epochs, from global step `start_step`.
 
     `parameters` limits what is trained (e.g. only the last layer); `optimizer_state` and `start_step`

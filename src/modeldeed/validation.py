@@ -106,7 +106,8 @@ class Fields:
 
     def objects(self, key: str) -> list[Fields]:
         return [
-            Fields(item, self.source, f"{self._name(key)}[{i}]") if isinstance(item, dict)
+            Fields(item, self.source, f"{self._name(key)}[{i}]")
+            if isinstance(item, dict)
             else _raise(self.fail(key, f"entry {i} must be a JSON object"))
             for i, item in enumerate(self.list(key))
         ]

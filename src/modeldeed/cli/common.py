@@ -15,11 +15,19 @@ from ..models import ModelInfo
 
 
 def add_data_options(parser: argparse.ArgumentParser, *, required: bool = True, default: str | None = None) -> None:
-    parser.add_argument("--data", required=required and default is None, default=default, metavar="NAME",
-                        help=f"dataset: {', '.join(DATASET_NAMES)}" + (f" (default: {default})" if default else ""))
-    parser.add_argument("--data-dir", metavar="DIR",
-                        help="folder with the dataset's files (default: $MODELDEED_DATA, or "
-                             "/usr/share/datasets/fashion-mnist for fashion-mnist)")
+    parser.add_argument(
+        "--data",
+        required=required and default is None,
+        default=default,
+        metavar="NAME",
+        help=f"dataset: {', '.join(DATASET_NAMES)}" + (f" (default: {default})" if default else ""),
+    )
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="folder with the dataset's files (default: $MODELDEED_DATA, or "
+        "/usr/share/datasets/fashion-mnist for fashion-mnist)",
+    )
 
 
 def add_runtime_options(parser: argparse.ArgumentParser) -> None:
@@ -44,10 +52,14 @@ def load_data(args: argparse.Namespace) -> DataSplits:
 def check_compatible(info: ModelInfo, data: DataSplits, model_dir: str) -> None:
     """The model's input shape and class count must match the data it is run on."""
     if tuple(data.test.input_shape) != tuple(info.input_shape):
-        raise ModeldeedError(f"{model_dir}: the model takes inputs of shape {info.input_shape}, "
-                             f"but {data.name} has {data.test.input_shape}")
+        raise ModeldeedError(
+            f"{model_dir}: the model takes inputs of shape {info.input_shape}, "
+            f"but {data.name} has {data.test.input_shape}"
+        )
     if len(info.classes) != data.test.num_classes:
-        raise ModeldeedError(f"{model_dir}: the model has {len(info.classes)} classes, {data.name} has {data.test.num_classes}")
+        raise ModeldeedError(
+            f"{model_dir}: the model has {len(info.classes)} classes, {data.name} has {data.test.num_classes}"
+        )
 
 
 def print_json(obj: Any) -> None:

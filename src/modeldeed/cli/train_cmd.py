@@ -8,24 +8,38 @@ from pathlib import Path
 from ..models import MODEL_NAMES, ModelInfo, build_model, load_model, save_model, spec_for_data
 from ..training import TrainConfig, accuracy, train
 from .common import (
-    add_data_options, add_runtime_options, apply_runtime, check_compatible, load_data, percent, print_json,
+    add_data_options,
+    add_runtime_options,
+    apply_runtime,
+    check_compatible,
+    load_data,
+    percent,
+    print_json,
 )
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser("train", help="train a model (optionally watermarked / recording a proof)",
-                            description="Train a model with the one training loop and save it as a model directory.")
+    p = commands.add_parser(
+        "train",
+        help="train a model (optionally watermarked / recording a proof)",
+        description="Train a model with the one training loop and save it as a model directory.",
+    )
     add_data_options(p)
     p.add_argument("--model", default="cnn", help=f"{', '.join(MODEL_NAMES)} or package.module:factory (default: cnn)")
-    p.add_argument("--model-args", metavar="JSON", help="extra keyword arguments for the model factory, as a JSON object")
+    p.add_argument(
+        "--model-args", metavar="JSON", help="extra keyword arguments for the model factory, as a JSON object"
+    )
     p.add_argument("--trust-model-code", action="store_true", help="allow importing a package.module:factory model")
     p.add_argument("--out", required=True, metavar="DIR", help="where to write model.safetensors and model.json")
     add_train_options(p)
     add_runtime_options(p)
     p.set_defaults(handler=run_train)
 
-    e = commands.add_parser("evaluate", help="test accuracy of a saved model",
-                            description="Evaluate a saved model on the test split of a dataset.")
+    e = commands.add_parser(
+        "evaluate",
+        help="test accuracy of a saved model",
+        description="Evaluate a saved model on the test split of a dataset.",
+    )
     e.add_argument("model_dir", metavar="MODEL", help="a model directory written by `modeldeed train`")
     add_data_options(e)
     e.add_argument("--json", action="store_true", help="print one JSON object")
@@ -40,9 +54,18 @@ def add_train_options(p: argparse.ArgumentParser, *, epochs: int = 20) -> None:
     p.add_argument("--lr", type=float, default=d.lr, help=f"initial learning rate (default: {d.lr})")
     p.add_argument("--momentum", type=float, default=d.momentum, help=f"(default: {d.momentum})")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"(default: {d.weight_decay})")
-    p.add_argument("--milestones", default="", metavar="E1,E2", help="epochs at which the learning rate drops (default: none)")
-    p.add_argument("--gamma", type=float, default=d.lr_gamma, help=f"learning-rate factor at each milestone (default: {d.lr_gamma})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights, batch order and augmentation (default: 0)")
+    p.add_argument(
+        "--milestones", default="", metavar="E1,E2", help="epochs at which the learning rate drops (default: none)"
+    )
+    p.add_argument(
+        "--gamma",
+        type=float,
+        default=d.lr_gamma,
+        help=f"learning-rate factor at each milestone (default: {d.lr_gamma})",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the initial weights, batch order and augmentation (default: 0)"
+    )
     p.add_argument("--augment", action="store_true", help="random crop + flip, seeded per step")
 
 
@@ -53,27 +76,46 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         milestones = tuple(int(m) for m in args.milestones.split(",") if m.strip())
     except ValueError:
         raise ModeldeedError(f"--milestones must be comma-separated epochs, got {args.milestones!r}") from None
-    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
-                       weight_decay=args.weight_decay, lr_milestones=milestones, lr_gamma=args.gamma,
-                       seed=args.seed, augment=args.augment, device=args.device)
+    return TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        lr_milestones=milestones,
+        lr_gamma=args.gamma,
+        seed=args.seed,
+        augment=args.augment,
+        device=args.device,
+    )
 
 
 def run_train(args: argparse.Namespace) -> int:
     apply_runtime(args)
     config = config_from_args(args)
     data = load_data(args)
-    spec = spec_for_data(args.model, data.train.input_shape, data.train.num_classes, args.model_args,
-                         trust_code=args.trust_model_code)
+    spec = spec_for_data(
+        args.model, data.train.input_shape, data.train.num_classes, args.model_args, trust_code=args.trust_model_code
+    )
     model = build_model(spec, seed=config.seed, trust_code=args.trust_model_code)
     result = train(model, data.train, config, progress=not args.no_progress)
     test_acc = accuracy(model, data.test)
-    info = ModelInfo(spec, data.train.classes, data.train.input_shape, extra={
-        "training": config.to_json(), "dataset": data.name, "dataset_fingerprint": data.train.fingerprint,
-        "test_accuracy": test_acc,
-    })
+    info = ModelInfo(
+        spec,
+        data.train.classes,
+        data.train.input_shape,
+        extra={
+            "training": config.to_json(),
+            "dataset": data.name,
+            "dataset_fingerprint": data.train.fingerprint,
+            "test_accuracy": test_acc,
+        },
+    )
     save_model(Path(args.out), model.cpu(), info)
-    print(f"trained {args.model} on {data.name}: {result.steps} steps in {result.seconds:.1f} s, "
-          f"test accuracy {percent(test_acc)}; saved to {args.out}")
+    print(
+        f"trained {args.model} on {data.name}: {result.steps} steps in {result.seconds:.1f} s, "
+        f"test accuracy {percent(test_acc)}; saved to {args.out}"
+    )
     return 0
 
 

@@ -9,11 +9,20 @@ import numpy as np
 
 from ..errors import DataError
 from .augment import augment
-from .dataset import DataSplits, Dataset, from_uint8, split_dataset, tensor_digest
+from .dataset import Dataset, DataSplits, from_uint8, split_dataset, tensor_digest
 
 DATASET_NAMES = ("digits", "fashion-mnist", "mnist", "cifar10", "cifar100", "stl10", "folder:PATH", "npz:PATH")
 
-__all__ = ["DATASET_NAMES", "DataSplits", "Dataset", "augment", "from_uint8", "load_dataset", "split_dataset", "tensor_digest"]
+__all__ = [
+    "DATASET_NAMES",
+    "DataSplits",
+    "Dataset",
+    "augment",
+    "from_uint8",
+    "load_dataset",
+    "split_dataset",
+    "tensor_digest",
+]
 
 
 def load_digits_dataset() -> DataSplits:
@@ -24,7 +33,9 @@ def load_digits_dataset() -> DataSplits:
     x = np.asarray(bunch.images, dtype=np.float32)[:, None] / 16.0
     import torch
 
-    data = Dataset("digits", torch.from_numpy(x), torch.from_numpy(bunch.target.astype(np.int64)), tuple(str(i) for i in range(10)))
+    data = Dataset(
+        "digits", torch.from_numpy(x), torch.from_numpy(bunch.target.astype(np.int64)), tuple(str(i) for i in range(10))
+    )
     return DataSplits(*split_dataset(data, test_fraction=0.2, seed=0))
 
 

@@ -28,8 +28,12 @@ def read_records(path: Path, label_bytes: int, image_shape: tuple[int, int, int]
     image_size = int(np.prod(image_shape))
     record = label_bytes + image_size
     if len(raw) == 0 or len(raw) % record:
-        raise file_error(DataError, path, f"size {len(raw)} is not a positive multiple of the {record}-byte record "
-                         f"({label_bytes} label byte(s) + {image_shape} image): truncated or wrong image size")
+        raise file_error(
+            DataError,
+            path,
+            f"size {len(raw)} is not a positive multiple of the {record}-byte record "
+            f"({label_bytes} label byte(s) + {image_shape} image): truncated or wrong image size",
+        )
     rows = np.frombuffer(raw, dtype=np.uint8).reshape(-1, record)
     return rows[:, label_bytes:].reshape(-1, *image_shape), rows[:, label_bytes - 1].astype(np.int64)
 
@@ -87,12 +91,18 @@ def load_stl10(data_dir: Path) -> DataSplits:
         raw = read_file(x_path)
         image_size = 3 * 96 * 96
         if len(raw) == 0 or len(raw) % image_size:
-            raise file_error(DataError, x_path, f"size {len(raw)} is not a multiple of one 3×96×96 image: truncated or wrong image size")
+            raise file_error(
+                DataError,
+                x_path,
+                f"size {len(raw)} is not a multiple of one 3×96×96 image: truncated or wrong image size",
+            )
         # STL-10 stores each channel column-major: transpose H and W back.
         x = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2)
         y = np.frombuffer(read_file(y_path), dtype=np.uint8).astype(np.int64) - 1  # labels are 1..10
         if len(y) != len(x):
-            raise file_error(DataError, y_path, f"label count mismatch: {len(y)} labels for {len(x)} images in {x_path.name}")
+            raise file_error(
+                DataError, y_path, f"label count mismatch: {len(y)} labels for {len(x)} images in {x_path.name}"
+            )
         check_labels(y_path, y, 10)
         splits.append((x, y))
     classes = class_names(directory / "class_names.txt", 10, STL10_CLASSES)

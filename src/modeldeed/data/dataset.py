@@ -25,11 +25,16 @@ class Dataset:
         if self.x.dim() != 4:
             raise DataError(f"{self.name}: images must be N×C×H×W, got shape {tuple(self.x.shape)}")
         if self.x.dtype != torch.float32 or self.y.dtype != torch.int64:
-            raise DataError(f"{self.name}: expected float32 images and int64 labels, got {self.x.dtype}, {self.y.dtype}")
+            raise DataError(
+                f"{self.name}: expected float32 images and int64 labels, got {self.x.dtype}, {self.y.dtype}"
+            )
         if self.y.dim() != 1 or len(self.y) != len(self.x):
             raise DataError(f"{self.name}: {len(self.x)} images but labels of shape {tuple(self.y.shape)}")
         if len(self.y) and (int(self.y.min()) < 0 or int(self.y.max()) >= len(self.classes)):
-            raise DataError(f"{self.name}: labels must lie in [0, {len(self.classes)}), found {int(self.y.min())}..{int(self.y.max())}")
+            raise DataError(
+                f"{self.name}: labels must lie in [0, {len(self.classes)}), "
+                f"found {int(self.y.min())}..{int(self.y.max())}"
+            )
 
     def __len__(self) -> int:
         return len(self.y)
@@ -65,7 +70,9 @@ def tensor_digest(*tensors: torch.Tensor) -> str:
 
 def from_uint8(name: str, images: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> Dataset:
     """uint8 N×C×H×W images and integer labels to a Dataset (pixel / 255)."""
-    x = torch.from_numpy(np.array(images, dtype=np.uint8)).to(torch.float32).div_(255.0)  # copy: buffers may be read-only
+    x = (
+        torch.from_numpy(np.array(images, dtype=np.uint8)).to(torch.float32).div_(255.0)
+    )  # copy: buffers may be read-only
     y = torch.from_numpy(np.asarray(labels, dtype=np.int64).copy())
     return Dataset(name, x, y, classes)
 

@@ -11,7 +11,18 @@ import numpy as np
 from ..errors import DataError, file_error
 from .dataset import DataSplits, from_uint8
 
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 DIGIT_CLASSES = tuple(str(i) for i in range(10))
 DEFAULT_IDX_DIR = "/usr/share/datasets/fashion-mnist"
 IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
@@ -42,15 +53,19 @@ def parse_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
     raw = read_idx_bytes(path)
     header_len = 4 + 4 * ndim
     if len(raw) < header_len:
-        raise file_error(DataError, path, f"truncated: {len(raw)} bytes is shorter than the {header_len}-byte IDX header")
+        raise file_error(
+            DataError, path, f"truncated: {len(raw)} bytes is shorter than the {header_len}-byte IDX header"
+        )
     found = int.from_bytes(raw[:4], "big")
     if found != magic:
         raise file_error(DataError, path, f"wrong magic number 0x{found:08x}, expected 0x{magic:08x}")
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     expected = header_len + int(np.prod(dims))
     if len(raw) != expected:
         problem = "truncated" if len(raw) < expected else "has trailing bytes"
-        raise file_error(DataError, path, f"{problem}: header says {dims} ({expected} bytes), file has {len(raw)} bytes")
+        raise file_error(
+            DataError, path, f"{problem}: header says {dims} ({expected} bytes), file has {len(raw)} bytes"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(dims)
 
 
@@ -60,7 +75,11 @@ def load_idx_pair(directory: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]
     images = parse_idx(images_path, IMAGES_MAGIC, 3)
     labels = parse_idx(labels_path, LABELS_MAGIC, 1)
     if len(images) != len(labels):
-        raise file_error(DataError, labels_path, f"label count mismatch: {len(labels)} labels for {len(images)} images in {images_path.name}")
+        raise file_error(
+            DataError,
+            labels_path,
+            f"label count mismatch: {len(labels)} labels for {len(images)} images in {images_path.name}",
+        )
     if labels.size and labels.max() > 9:
         raise file_error(DataError, labels_path, f"labels must lie in 0..9, found {int(labels.max())}")
     return images[:, None, :, :], labels
@@ -69,7 +88,11 @@ def load_idx_pair(directory: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]
 def load_idx_dataset(name: str, data_dir: str | Path | None) -> DataSplits:
     directory = Path(data_dir or os.environ.get("MODELDEED_DATA") or DEFAULT_IDX_DIR)
     if not directory.is_dir():
-        hint = " (install Debian's package dataset-fashion-mnist, or pass --data-dir)" if name == "fashion-mnist" else " (pass --data-dir)"
+        hint = (
+            " (install Debian's package dataset-fashion-mnist, or pass --data-dir)"
+            if name == "fashion-mnist"
+            else " (pass --data-dir)"
+        )
         raise file_error(DataError, directory, f"data directory not found{hint}")
     classes = FASHION_CLASSES if name == "fashion-mnist" else DIGIT_CLASSES
     train_x, train_y = load_idx_pair(directory, "train")

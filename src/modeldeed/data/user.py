@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, file_error
-from .dataset import DataSplits, Dataset, from_uint8, split_dataset
+from .dataset import Dataset, DataSplits, from_uint8, split_dataset
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -37,7 +37,9 @@ def load_folder(path: str | Path, split_seed: int = 0) -> DataSplits:
             if shape is None:
                 shape = array.shape
             elif array.shape != shape:
-                raise file_error(DataError, file, f"wrong image size {array.shape} (C×H×W); the first image was {shape}")
+                raise file_error(
+                    DataError, file, f"wrong image size {array.shape} (C×H×W); the first image was {shape}"
+                )
             images.append(array)
             labels.append(label)
     if not images:
@@ -55,7 +57,9 @@ def load_npz(path: str | Path, split_seed: int = 0) -> DataSplits:
         with np.load(path, allow_pickle=False) as archive:
             missing = {"x", "y"} - set(archive.files)
             if missing:
-                raise file_error(DataError, path, f"missing array(s) {', '.join(sorted(missing))}; expected 'x' and 'y'")
+                raise file_error(
+                    DataError, path, f"missing array(s) {', '.join(sorted(missing))}; expected 'x' and 'y'"
+                )
             x, y = archive["x"], archive["y"]
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
         if isinstance(exc, DataError):
@@ -66,7 +70,11 @@ def load_npz(path: str | Path, split_seed: int = 0) -> DataSplits:
     if x.ndim != 4:
         raise file_error(DataError, path, f"'x' must be N×C×H×W or N×H×W, got shape {x.shape}")
     if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
-        raise file_error(DataError, path, f"'y' must hold one integer label per image: {len(x)} images, y of shape {y.shape} and dtype {y.dtype}")
+        raise file_error(
+            DataError,
+            path,
+            f"'y' must hold one integer label per image: {len(x)} images, y of shape {y.shape} and dtype {y.dtype}",
+        )
     if y.size and y.min() < 0:
         raise file_error(DataError, path, f"labels must be non-negative, found {y.min()}")
     classes = tuple(str(i) for i in range(int(y.max()) + 1 if y.size else 0))

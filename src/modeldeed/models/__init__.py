@@ -7,7 +7,19 @@ from .store import ModelInfo, load_model, load_state_exactly, read_model_info, s
 MODEL_NAMES = tuple(BUILTIN)
 
 __all__ = [
-    "MODEL_NAMES", "ModelInfo", "ModelSpec", "build_model", "last_linear", "last_linear_name", "load_model",
-    "load_state_exactly", "read_model_info", "replace_last_linear", "reset_last_linear", "resolve_factory",
-    "save_model", "spec_for_data", "state_tensors",
+    "MODEL_NAMES",
+    "ModelInfo",
+    "ModelSpec",
+    "build_model",
+    "last_linear",
+    "last_linear_name",
+    "load_model",
+    "load_state_exactly",
+    "read_model_info",
+    "replace_last_linear",
+    "reset_last_linear",
+    "resolve_factory",
+    "save_model",
+    "spec_for_data",
+    "state_tensors",
 ]

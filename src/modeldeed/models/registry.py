@@ -41,10 +41,14 @@ def resolve_factory(architecture: str, *, trust_code: bool) -> Callable[..., nn.
         return BUILTIN[architecture]
     module_name, sep, attr = architecture.partition(":")
     if not sep or not module_name or not attr:
-        raise ModeldeedError(f"unknown model {architecture!r}; use one of {', '.join(BUILTIN)} or 'package.module:factory'")
+        raise ModeldeedError(
+            f"unknown model {architecture!r}; use one of {', '.join(BUILTIN)} or 'package.module:factory'"
+        )
     if not trust_code:
-        raise ModeldeedError(f"model {architecture!r} is user code; importing it runs that code, so pass trust_code=True "
-                             "(CLI: --trust-model-code) only for code you trust")
+        raise ModeldeedError(
+            f"model {architecture!r} is user code; importing it runs that code, so pass trust_code=True "
+            "(CLI: --trust-model-code) only for code you trust"
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -55,8 +59,14 @@ def resolve_factory(architecture: str, *, trust_code: bool) -> Callable[..., nn.
     return factory
 
 
-def spec_for_data(architecture: str, input_shape: tuple[int, int, int], num_classes: int,
-                  extra: dict[str, Any] | str | None = None, *, trust_code: bool = False) -> ModelSpec:
+def spec_for_data(
+    architecture: str,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    extra: dict[str, Any] | str | None = None,
+    *,
+    trust_code: bool = False,
+) -> ModelSpec:
     """Fill in the data-derived arguments (channels, size, classes) the factory accepts, plus the user's JSON ones."""
     if isinstance(extra, str):
         try:
@@ -66,7 +76,11 @@ def spec_for_data(architecture: str, input_shape: tuple[int, int, int], num_clas
     if extra is not None and not isinstance(extra, dict):
         raise ModeldeedError("model arguments must be a JSON object")
     factory = resolve_factory(architecture, trust_code=trust_code)
-    derived = {"in_channels": input_shape[0], "num_classes": num_classes, "input_size": [input_shape[1], input_shape[2]]}
+    derived = {
+        "in_channels": input_shape[0],
+        "num_classes": num_classes,
+        "input_size": [input_shape[1], input_shape[2]],
+    }
     try:
         params = inspect.signature(factory).parameters
         takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
@@ -85,7 +99,9 @@ def build_model(spec: ModelSpec, *, seed: int | None = None, trust_code: bool = 
         try:
             model = factory(**spec.arguments)
         except (TypeError, ValueError) as exc:
-            raise ModeldeedError(f"cannot build model {spec.architecture!r} with arguments {spec.arguments} ({exc})") from None
+            raise ModeldeedError(
+                f"cannot build model {spec.architecture!r} with arguments {spec.arguments} ({exc})"
+            ) from None
     if not isinstance(model, nn.Module):
         raise ModeldeedError(f"factory {spec.architecture!r} returned {type(model).__name__}, not a torch.nn.Module")
     return model

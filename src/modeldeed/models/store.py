@@ -31,8 +31,12 @@ class ModelInfo:
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
-            "format": MODEL_FORMAT, "version": 1, "modeldeed_version": __version__,
-            **self.spec.to_json(), "classes": list(self.classes), "input_shape": list(self.input_shape),
+            "format": MODEL_FORMAT,
+            "version": 1,
+            "modeldeed_version": __version__,
+            **self.spec.to_json(),
+            "classes": list(self.classes),
+            "input_shape": list(self.input_shape),
         }
         if self.extra:
             doc["extra"] = self.extra
@@ -93,6 +97,10 @@ def load_state_exactly(model: nn.Module, tensors: dict[str, torch.Tensor], sourc
     for name, ref in expected.items():
         got = tensors[name]
         if got.shape != ref.shape or got.dtype != ref.dtype:
-            raise file_error(FormatError, source, f"tensor {name!r} is {got.dtype}{tuple(got.shape)}, "
-                             f"the architecture needs {ref.dtype}{tuple(ref.shape)}")
+            raise file_error(
+                FormatError,
+                source,
+                f"tensor {name!r} is {got.dtype}{tuple(got.shape)}, "
+                f"the architecture needs {ref.dtype}{tuple(ref.shape)}",
+            )
     model.load_state_dict(tensors, strict=True)
