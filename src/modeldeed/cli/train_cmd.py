@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import ModeldeedError
 from ..models import MODEL_NAMES, ModelInfo, build_model, load_model, save_model, spec_for_data
 from ..training import TrainConfig, accuracy, train
 from .common import (
@@ -33,6 +34,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="where to write model.safetensors and model.json")
     add_train_options(p)
     add_runtime_options(p)
+    p.add_argument(
+        "--proof", metavar="DIR", help="record a proof of learning into DIR while training (see `modeldeed pol`)"
+    )
+    p.add_argument(
+        "--checkpoint-every", type=int, default=100, metavar="K", help="proof checkpoint every K steps (default: 100)"
+    )
+    p.add_argument("--resume", action="store_true", help="continue the interrupted --proof recording in DIR")
     p.set_defaults(handler=run_train)
 
     e = commands.add_parser(
@@ -98,7 +106,26 @@ def run_train(args: argparse.Namespace) -> int:
         args.model, data.train.input_shape, data.train.num_classes, args.model_args, trust_code=args.trust_model_code
     )
     model = build_model(spec, seed=config.seed, trust_code=args.trust_model_code)
-    result = train(model, data.train, config, progress=not args.no_progress)
+    proof_id = None
+    if args.proof:
+        from ..pol import record_training
+
+        recording = record_training(
+            model,
+            data.train,
+            config,
+            args.proof,
+            spec=spec,
+            checkpoint_every=args.checkpoint_every,
+            init_seed=config.seed,
+            resume=args.resume,
+            progress=not args.no_progress,
+        )
+        result, proof_id = recording.result, recording.proof_id
+    elif args.resume:
+        raise ModeldeedError("--resume continues a --proof recording; pass --proof DIR")
+    else:
+        result = train(model, data.train, config, progress=not args.no_progress)
     test_acc = accuracy(model, data.test)
     info = ModelInfo(
         spec,
@@ -109,6 +136,7 @@ def run_train(args: argparse.Namespace) -> int:
             "dataset": data.name,
             "dataset_fingerprint": data.train.fingerprint,
             "test_accuracy": test_acc,
+            **({"proof_id": proof_id} if proof_id else {}),
         },
     )
     save_model(Path(args.out), model.cpu(), info)
@@ -116,6 +144,8 @@ def run_train(args: argparse.Namespace) -> int:
         f"trained {args.model} on {data.name}: {result.steps} steps in {result.seconds:.1f} s, "
         f"test accuracy {percent(test_acc)}; saved to {args.out}"
     )
+    if proof_id:
+        print(f"proof of learning {proof_id} written to {args.proof}")
     return 0
 
 

@@ -1,0 +1,177 @@
+"""Reading a proof's files the safe way: hash first, then decode; and rebuilding each step's exact batch.
+
+Every file is read once into memory, its size and SHA-256 compared with proof.json, and only those
+verified bytes are decoded, so no byte that the proof id does not cover is ever used.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..data import Dataset, augment, tensor_digest
+from ..errors import FormatError, file_error
+from ..files import sha256_bytes
+from .checkpoints import decode_checkpoint, parse_safetensors
+from .proof import MAX_DELTA_CHAIN, CheckpointEntry, FileEntry, Proof, StepRecord
+
+log = logging.getLogger(__name__)
+
+MODEL_PREFIX = "model/"
+OPTIMIZER_PREFIX = "optimizer/"
+RNG_CPU = "rng/torch_cpu"
+RNG_CUDA = "rng/torch_cuda"
+SCHEDULER_STEP = "scheduler/step"
+SCHEDULER_LR = "scheduler/lr"
+
+
+@dataclass(frozen=True)
+class StoredSamples:
+    """Samples kept inside the proof (e.g. appended trigger images), numbered across sample files."""
+
+    x: torch.Tensor  # M x C x H x W float32
+    y: torch.Tensor  # M int64
+
+
+def read_verified(directory: Path, entry: FileEntry) -> bytes:
+    """The file's bytes, if and only if they are exactly the ones proof.json commits to."""
+    path = directory / entry.file
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise file_error(FormatError, path, "file not found (proof.json lists it)") from None
+    if size != entry.size:
+        raise file_error(FormatError, path, f"is {size} bytes, proof.json says {entry.size} (truncated or replaced)")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise file_error(FormatError, path, f"cannot be read ({exc})") from None
+    digest = sha256_bytes(data)
+    if digest != entry.sha256:
+        raise file_error(
+            FormatError,
+            path,
+            f"SHA-256 {digest[:16]}... differs from proof.json's "
+            f"{entry.sha256[:16]}... (the file was changed after recording)",
+        )
+    return data
+
+
+class ProofStore:
+    """Random access to a proof's checkpoints (delta chains resolved, a few decoded ones cached)."""
+
+    def __init__(self, directory: str | Path, proof: Proof, cache_size: int = 3) -> None:
+        self.directory = Path(directory)
+        self.proof = proof
+        self.cache_size = max(cache_size, 1)
+        self._cache: OrderedDict[int, dict[str, torch.Tensor]] = OrderedDict()
+        self._samples: StoredSamples | None = None
+        self._by_step = {c.step: i for i, c in enumerate(proof.checkpoints)}
+
+    def index_of_step(self, step: int) -> int:
+        return self._by_step[step]
+
+    def checkpoint(self, index: int) -> dict[str, torch.Tensor]:
+        """Decoded tensors of checkpoint `index` (0-based in proof.checkpoints); do not modify them."""
+        if index in self._cache:
+            self._cache.move_to_end(index)
+            return self._cache[index]
+        chain = [index]
+        while self.proof.checkpoints[chain[-1]].base_step is not None and chain[-1] not in self._cache:
+            entry = self.proof.checkpoints[chain[-1]]
+            base_index = self._base_index(chain[-1], entry)
+            chain.append(base_index)
+            if len(chain) > MAX_DELTA_CHAIN + 1:
+                raise file_error(FormatError, self.directory / entry.file, f"delta chain longer than {MAX_DELTA_CHAIN}")
+        tensors = self._cache.get(chain[-1])
+        for i in reversed(chain):
+            if i in self._cache:
+                tensors = self._cache[i]
+                continue
+            entry = self.proof.checkpoints[i]
+            data = read_verified(self.directory, entry)
+            tensors = decode_checkpoint(
+                data,
+                self.directory / entry.file,
+                entry.step,
+                tensors if entry.base_step is not None else None,
+                entry.base_step,
+            )
+            self._remember(i, tensors)
+        assert tensors is not None
+        return tensors
+
+    def _base_index(self, index: int, entry: CheckpointEntry) -> int:
+        if index == 0 or self.proof.checkpoints[index - 1].step != entry.base_step:
+            raise file_error(
+                FormatError,
+                self.directory / entry.file,
+                f"delta base step {entry.base_step} is not the previous checkpoint",
+            )
+        return index - 1
+
+    def _remember(self, index: int, tensors: dict[str, torch.Tensor]) -> None:
+        self._cache[index] = tensors
+        self._cache.move_to_end(index)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    def samples(self) -> StoredSamples | None:
+        """All stored samples (validated against the dataset's shape and classes), or None if there are none."""
+        if self._samples is not None or not self.proof.sample_files:
+            return self._samples
+        info = self.proof.header.dataset
+        xs, ys = [], []
+        for entry in self.proof.sample_files:
+            path = self.directory / entry.file
+            tensors, _ = parse_safetensors(read_verified(self.directory, entry), path)
+            if set(tensors) != {"x", "y"}:
+                raise file_error(FormatError, path, f"must hold exactly tensors 'x' and 'y', found {sorted(tensors)}")
+            x, y = tensors["x"], tensors["y"]
+            if x.dtype != torch.float32 or tuple(x.shape) != (entry.count, *info.input_shape):
+                raise file_error(
+                    FormatError,
+                    path,
+                    f"'x' is {x.dtype}{tuple(x.shape)}, expected float32{(entry.count, *info.input_shape)}",
+                )
+            if y.dtype != torch.int64 or tuple(y.shape) != (entry.count,):
+                raise file_error(FormatError, path, f"'y' is {y.dtype}{tuple(y.shape)}, expected int64({entry.count},)")
+            if int(y.min()) < 0 or int(y.max()) >= info.num_classes:
+                raise file_error(FormatError, path, f"labels must lie in [0, {info.num_classes})")
+            if not bool(torch.isfinite(x).all()):
+                raise file_error(FormatError, path, "'x' holds NaN or infinite values")
+            xs.append(x)
+            ys.append(y)
+        self._samples = StoredSamples(torch.cat(xs), torch.cat(ys))
+        return self._samples
+
+
+def batch_tensors(
+    record: StepRecord, data: Dataset, samples: StoredSamples | None, device: str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exact batch of one step: data[indices] (augmented with the recorded seed), then stored samples.
+
+    The gather and augmentation are the same operations `training.make_batch` performs, so the bytes
+    (and the hash) come out identical.
+    """
+    index = torch.from_numpy(record.indices)
+    inputs = data.x[index].to(device)
+    labels = data.y[index].to(device)
+    if record.augment_seed is not None and len(index):
+        inputs = augment(inputs, record.augment_seed)
+    if record.stored:
+        if samples is None:
+            raise FormatError("a step refers to stored samples, but the proof has none")
+        chosen = torch.tensor(record.stored, dtype=torch.int64)
+        inputs = torch.cat([inputs, samples.x[chosen].to(device)])
+        labels = torch.cat([labels, samples.y[chosen].to(device)])
+    return inputs, labels
+
+
+def batch_digest(inputs: torch.Tensor, labels: torch.Tensor) -> str:
+    """SHA-256 over dtype, shape and exact bytes of a batch's inputs and labels."""
+    return tensor_digest(inputs, labels)
