@@ -19,20 +19,23 @@ KeyPair = tuple["MarkingKey", "VerificationKey"]
 
 
 def watermark_verifier(marking_key: MarkingKey, verification_key: VerificationKey, **options: Any) -> Verifier:
-    """Verify(mk, vk, model) of the watermark scheme as a one-argument callable: model in, verdict out."""
+    """Verify(mk, vk, model) of the watermark scheme as a one-argument callable: model in, verdict out.
+
+    `options` go to `modeldeed.watermark.verify` (e.g. `epsilon=`); the verdict is its `WatermarkVerdict`.
+    """
     from ..watermark import verify
 
     def check(model: nn.Module) -> VerdictLike:
-        return verify(model, marking_key, verification_key, **options)
+        return verify(marking_key, verification_key, model, **options)
 
     return check
 
 
 def load_key_pair(directory: str | Path) -> KeyPair:
     """The owner's marking key and verification key from a key directory (every field checked on load)."""
-    from ..watermark import load_marking_key, load_verification_key
+    from ..watermark import load_key_pair as load_pair
 
-    return load_marking_key(directory), load_verification_key(directory)
+    return load_pair(directory)
 
 
 def verdict_summary(verdict: VerdictLike) -> dict[str, Any]:
