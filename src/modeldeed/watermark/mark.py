@@ -1,0 +1,116 @@
+"""Mark (Adi et al. 2018, Section 5.1): train with k trigger images appended to every batch.
+
+Why a hook and not a loop of its own: marking must be the very training run that the rest of the
+toolkit knows (seeds, schedule, PoL recording), only with a different batch. FROMSCRATCH and
+PRETRAINED differ only in the model they start from.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import Dataset
+from ..errors import ModeldeedError
+from ..training import Batch, Hook, TrainConfig, TrainResult, TrainState, train
+from .keys import MarkingKey
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TRIGGERS_PER_BATCH = 2  # the paper found k = 2 best
+
+
+class TriggerMixingHook(Hook):
+    """Appends `k` trigger images and their committed labels to every training batch.
+
+    Triggers are taken in rounds: each round is a seeded permutation of the whole trigger set, so
+    every trigger is seen equally often, and the choice for a step is a pure function of
+    (seed, step) — replaying a step gives the same batch. The indices of the triggers a step used
+    are left in `batch.extra["trigger_indices"]`.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, *, k: int = DEFAULT_TRIGGERS_PER_BATCH,
+                 seed: int = 0) -> None:
+        if len(images) == 0 or len(images) != len(labels):
+            raise ModeldeedError(f"need a non-empty trigger set with one label per image, got {len(images)} images "
+                                 f"and {len(labels)} labels")
+        if k < 1:
+            raise ModeldeedError(f"triggers per batch must be >= 1, got {k}")
+        self.images = images.detach().to(torch.float32)
+        self.labels = labels.detach().to(torch.int64)
+        self.k = k
+        self.seed = seed
+        self._rounds: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def from_key(cls, key: MarkingKey, *, k: int = DEFAULT_TRIGGERS_PER_BATCH, seed: int = 0) -> TriggerMixingHook:
+        """The triggers that Mark embeds: the hidden half of a cut-and-choose key, all triggers otherwise."""
+        index = torch.as_tensor(key.marking_indices(), dtype=torch.int64)
+        return cls(key.images[index], key.labels[index], k=k, seed=seed)
+
+    def on_train_start(self, state: TrainState) -> None:
+        device = state.config.device
+        self.images, self.labels = self.images.to(device), self.labels.to(device)
+        shape = tuple(state.data.x.shape[1:])
+        if tuple(self.images.shape[1:]) != shape:
+            raise ModeldeedError(f"trigger images have shape {tuple(self.images.shape[1:])}, "
+                                 f"the training data {shape}")
+
+    def trigger_indices(self, step: int) -> np.ndarray:
+        """Which triggers step `step` appends: positions step·k .. step·k+k-1 of the round sequence."""
+        count = len(self.labels)
+        picked = []
+        for position in range(step * self.k, (step + 1) * self.k):
+            round_, within = divmod(position, count)
+            order = self._rounds.get(round_)
+            if order is None:
+                if len(self._rounds) > 4:
+                    self._rounds.clear()
+                order = self._rounds[round_] = np.random.default_rng([self.seed, round_, 0x7419]).permutation(count)
+            picked.append(order[within])
+        return np.asarray(picked, dtype=np.int64)
+
+    def on_batch(self, state: TrainState, batch: Batch) -> Batch:
+        picked = self.trigger_indices(batch.step)
+        index = torch.from_numpy(picked).to(self.images.device)
+        batch.inputs = torch.cat([batch.inputs, self.images[index]])
+        batch.labels = torch.cat([batch.labels, self.labels[index]])
+        batch.extra["trigger_indices"] = picked
+        return batch
+
+
+def check_key_fits(key: MarkingKey, data: Dataset) -> None:
+    if tuple(key.input_shape) != tuple(data.input_shape):
+        raise ModeldeedError(f"the key's triggers have shape {list(key.input_shape)}, "
+                             f"{data.name} has images of shape {list(data.input_shape)}")
+    if len(key.classes) != data.num_classes:
+        raise ModeldeedError(f"the key has {len(key.classes)} classes, {data.name} has {data.num_classes}")
+    if tuple(key.classes) != tuple(data.classes):
+        log.warning("the key's class names differ from %s's; labels are matched by position", data.name)
+
+
+def mark(model: nn.Module, key: MarkingKey, data: Dataset, config: TrainConfig, *,
+         k: int = DEFAULT_TRIGGERS_PER_BATCH, hooks: Sequence[Hook] = (), progress: bool = False) -> TrainResult:
+    """Train `model` in place on `data` with the key's triggers mixed into every batch (seeded by config.seed)."""
+    check_key_fits(key, data)
+    mixing = TriggerMixingHook.from_key(key, k=k, seed=config.seed)
+    log.info("marking with %d triggers, %d per batch, for %d epochs", len(mixing.labels), k, config.epochs)
+    return train(model, data, config, hooks=[mixing, *hooks], progress=progress)
+
+
+def mark_from_scratch(model: nn.Module, key: MarkingKey, data: Dataset, config: TrainConfig, *,
+                      k: int = DEFAULT_TRIGGERS_PER_BATCH, hooks: Sequence[Hook] = (),
+                      progress: bool = False) -> TrainResult:
+    """FROMSCRATCH: train a freshly initialised `model` together with the trigger set."""
+    return mark(model, key, data, config, k=k, hooks=hooks, progress=progress)
+
+
+def mark_pretrained(model: nn.Module, key: MarkingKey, data: Dataset, config: TrainConfig, *,
+                    k: int = DEFAULT_TRIGGERS_PER_BATCH, hooks: Sequence[Hook] = (),
+                    progress: bool = False) -> TrainResult:
+    """PRETRAINED: continue training an already trained `model` on its data plus the trigger set."""
+    return mark(model, key, data, config, k=k, hooks=hooks, progress=progress)
