@@ -316,13 +316,21 @@ def check_replay(ctx: VerificationContext) -> CheckResult:
                 index, info.start_step, info.end_step, info.epoch, info.update, error, d_ref, threshold, not over
             )
         )
-        problems.extend(
-            f"{span}: {m} distance {error[m]:.4g} exceeds delta {threshold[m]:.4g} "
-            f"({error[m] / d_ref[m]:.3g} of d_ref, allowed {policy.delta[m]:.3g})"
-            for m in over
-        )
+        if over:
+            problems.append(
+                f"{span}: the replay ends too far from the stored checkpoint: "
+                + "; ".join(
+                    f"{m} distance {error[m]:.4g} > delta {threshold[m]:.4g} ({fraction(error[m], d_ref[m])} of d_ref, "
+                    f"allowed {policy.delta[m]:.3g})"
+                    for m in over
+                )
+            )
         log.info("replayed %s: %s", span, {m: f"{error[m]:.3g}" for m in policy.metrics})
     return result("replay", listed(problems, "problems"))
+
+
+def fraction(value: float, reference: float) -> str:
+    return f"{value / reference:.3g}" if reference > 0 else "inf"
 
 
 def result(name: str, reasons: list[str]) -> CheckResult:
