@@ -8,6 +8,7 @@ from pathlib import Path
 from ..errors import ModeldeedError
 from ..models import MODEL_NAMES, ModelInfo, build_model, load_model, save_model, spec_for_data
 from ..training import TrainConfig, accuracy, train
+from . import watermark_cmd
 from .common import (
     add_data_options,
     add_runtime_options,
@@ -41,6 +42,16 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--checkpoint-every", type=int, default=100, metavar="K", help="proof checkpoint every K steps (default: 100)"
     )
     p.add_argument("--resume", action="store_true", help="continue the interrupted --proof recording in DIR")
+    p.add_argument(
+        "--watermark", metavar="KEYDIR", help="FROMSCRATCH: train with the trigger set of a `watermark keygen` key"
+    )
+    p.add_argument(
+        "--triggers-per-batch",
+        type=int,
+        default=2,
+        metavar="K",
+        help="with --watermark: triggers per batch (default: 2)",
+    )
     p.set_defaults(handler=run_train)
 
     e = commands.add_parser(
@@ -107,6 +118,7 @@ def run_train(args: argparse.Namespace) -> int:
     )
     model = build_model(spec, seed=config.seed, trust_code=args.trust_model_code)
     proof_id = None
+    hooks, watermark_note = watermark_cmd.training_hooks(args, data, config)
     if args.proof:
         from ..pol import record_training
 
@@ -119,14 +131,16 @@ def run_train(args: argparse.Namespace) -> int:
             checkpoint_every=args.checkpoint_every,
             init_seed=config.seed,
             resume=args.resume,
+            hooks=hooks,
             progress=not args.no_progress,
         )
         result, proof_id = recording.result, recording.proof_id
     elif args.resume:
         raise ModeldeedError("--resume continues a --proof recording; pass --proof DIR")
     else:
-        result = train(model, data.train, config, progress=not args.no_progress)
+        result = train(model, data.train, config, hooks=hooks, progress=not args.no_progress)
     test_acc = accuracy(model, data.test)
+    marking_line = watermark_cmd.marking_summary(hooks, watermark_note)
     info = ModelInfo(
         spec,
         data.train.classes,
@@ -137,6 +151,7 @@ def run_train(args: argparse.Namespace) -> int:
             "dataset_fingerprint": data.train.fingerprint,
             "test_accuracy": test_acc,
             **({"proof_id": proof_id} if proof_id else {}),
+            **watermark_note,
         },
     )
     save_model(Path(args.out), model.cpu(), info)
@@ -144,6 +159,8 @@ def run_train(args: argparse.Namespace) -> int:
         f"trained {args.model} on {data.name}: {result.steps} steps in {result.seconds:.1f} s, "
         f"test accuracy {percent(test_acc)}; saved to {args.out}"
     )
+    if marking_line:
+        print(marking_line)
     if proof_id:
         print(f"proof of learning {proof_id} written to {args.proof}")
     return 0

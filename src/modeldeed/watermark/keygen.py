@@ -27,8 +27,14 @@ DEFAULT_EPSILON = 0.1
 DEFAULT_SECURITY_BITS = 32
 
 
-def keygen(classes: Sequence[str], input_shape: Sequence[int], *, size: int = DEFAULT_SIZE,
-           epsilon: float = DEFAULT_EPSILON, images: torch.Tensor | None = None) -> tuple[MarkingKey, VerificationKey]:
+def keygen(
+    classes: Sequence[str],
+    input_shape: Sequence[int],
+    *,
+    size: int = DEFAULT_SIZE,
+    epsilon: float = DEFAULT_EPSILON,
+    images: torch.Tensor | None = None,
+) -> tuple[MarkingKey, VerificationKey]:
     """KeyGen(): |T| = `size` triggers (abstract, or the user's `images`), uniform labels, one commitment each.
 
     Returns (marking key, verification key); publish the verification key before marking.
@@ -36,8 +42,14 @@ def keygen(classes: Sequence[str], input_shape: Sequence[int], *, size: int = DE
     return _generate("private", classes, input_shape, size, epsilon, images, sets=1, security_bits=None)
 
 
-def pkeygen(classes: Sequence[str], input_shape: Sequence[int], *, security_bits: int = DEFAULT_SECURITY_BITS,
-            epsilon: float = DEFAULT_EPSILON, images: torch.Tensor | None = None) -> tuple[MarkingKey, VerificationKey]:
+def pkeygen(
+    classes: Sequence[str],
+    input_shape: Sequence[int],
+    *,
+    security_bits: int = DEFAULT_SECURITY_BITS,
+    epsilon: float = DEFAULT_EPSILON,
+    images: torch.Tensor | None = None,
+) -> tuple[MarkingKey, VerificationKey]:
     """PKeyGen(ℓ = 4n): KeyGen(ℓ), e = H(vk) by Fiat-Shamir, the e=1 half opened inside the public key.
 
     Mark embeds only the e=0 half. A prover who committed to m correctly labelled ("non-backdoor")
@@ -47,22 +59,37 @@ def pkeygen(classes: Sequence[str], input_shape: Sequence[int], *, security_bits
     """
     if security_bits < 1:
         raise ModeldeedError(f"security bits must be >= 1, got {security_bits}")
-    return _generate("cut-and-choose", classes, input_shape, 4 * security_bits, epsilon, images, sets=1,
-                     security_bits=security_bits)
+    return _generate(
+        "cut-and-choose", classes, input_shape, 4 * security_bits, epsilon, images, sets=1, security_bits=security_bits
+    )
 
 
-def bounded_keygen(classes: Sequence[str], input_shape: Sequence[int], *, sets: int, set_size: int = DEFAULT_SIZE,
-                   epsilon: float = DEFAULT_EPSILON,
-                   images: torch.Tensor | None = None) -> tuple[MarkingKey, VerificationKey]:
+def bounded_keygen(
+    classes: Sequence[str],
+    input_shape: Sequence[int],
+    *,
+    sets: int,
+    set_size: int = DEFAULT_SIZE,
+    epsilon: float = DEFAULT_EPSILON,
+    images: torch.Tensor | None = None,
+) -> tuple[MarkingKey, VerificationKey]:
     """Section 4.1's bounded public verifiability: `sets` disjoint trigger sets, all embedded, one revealed per use."""
     if sets < 2:
         raise ModeldeedError(f"a bounded key needs at least 2 trigger sets, got {sets}")
     return _generate("bounded", classes, input_shape, sets * set_size, epsilon, images, sets=sets, security_bits=None)
 
 
-def _generate(scheme: str, classes: Sequence[str], input_shape: Sequence[int], size: int, epsilon: float,
-              images: torch.Tensor | None, *, sets: int,
-              security_bits: int | None) -> tuple[MarkingKey, VerificationKey]:
+def _generate(
+    scheme: str,
+    classes: Sequence[str],
+    input_shape: Sequence[int],
+    size: int,
+    epsilon: float,
+    images: torch.Tensor | None,
+    *,
+    sets: int,
+    security_bits: int | None,
+) -> tuple[MarkingKey, VerificationKey]:
     classes = tuple(str(c) for c in classes)
     shape = tuple(int(d) for d in input_shape)
     if len(classes) < 2:
@@ -81,20 +108,38 @@ def _generate(scheme: str, classes: Sequence[str], input_shape: Sequence[int], s
     image_nonces = tuple(new_nonce() for _ in range(size))
     label_nonces = tuple(new_nonce() for _ in range(size))
     vk = VerificationKey(
-        scheme, classes, shape, float(epsilon),  # type: ignore[arg-type]
+        scheme,
+        classes,
+        shape,
+        float(epsilon),  # type: ignore[arg-type]
         tuple(commit_image(images[i], image_nonces[i]) for i in range(size)),
         tuple(commit_label(int(labels[i]), label_nonces[i]) for i in range(size)),
-        datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), source, security_bits, sets,
+        datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        source,
+        security_bits,
+        sets,
     )
     challenge = None
     if scheme == "cut-and-choose":
         challenge = vk.challenge()
         hidden = challenge.count(0)
         if hidden == 0 or hidden == size:
-            raise ModeldeedError(f"the challenge left {'no' if hidden == 0 else 'every'} trigger hidden; "
-                                 "use more security bits")
-    mk = MarkingKey(vk.key_id, scheme, classes, shape, images, labels, image_nonces, label_nonces,  # type: ignore[arg-type]
-                    challenge, sets, source)
+            raise ModeldeedError(
+                f"the challenge left {'no' if hidden == 0 else 'every'} trigger hidden; use more security bits"
+            )
+    mk = MarkingKey(
+        vk.key_id,
+        scheme,
+        classes,
+        shape,
+        images,
+        labels,
+        image_nonces,
+        label_nonces,  # type: ignore[arg-type]
+        challenge,
+        sets,
+        source,
+    )
     if challenge is not None:
         vk = dataclasses.replace(vk, opened=mk.opening([i for i, bit in enumerate(challenge) if bit == 1]))
     log.info("generated a %s key %s with %d triggers", scheme, vk.key_id[:16], size)

@@ -59,19 +59,25 @@ class Opening:
         """Every element whose image or label does not open the commitment at its index, with the reason."""
         problems = []
         for j, i in enumerate(self.indices):
-            if not open_commitment(bytes.fromhex(vk.image_commitments[i]), image_encoding(self.images[j]),
-                                   self.image_nonces[j]):
+            if not open_commitment(
+                bytes.fromhex(vk.image_commitments[i]), image_encoding(self.images[j]), self.image_nonces[j]
+            ):
                 problems.append(f"trigger {i}: the image does not open its commitment (image or nonce changed)")
-            if not open_commitment(bytes.fromhex(vk.label_commitments[i]), encode_label(self.labels[j]),
-                                   self.label_nonces[j]):
-                problems.append(f"trigger {i}: label {self.labels[j]} does not open its commitment "
-                                "(label or nonce changed)")
+            if not open_commitment(
+                bytes.fromhex(vk.label_commitments[i]), encode_label(self.labels[j]), self.label_nonces[j]
+            ):
+                problems.append(
+                    f"trigger {i}: label {self.labels[j]} does not open its commitment (label or nonce changed)"
+                )
         return problems
 
     def to_json(self) -> dict[str, Any]:
-        return {"indices": list(self.indices), "labels": list(self.labels),
-                "image_nonces": [n.hex() for n in self.image_nonces],
-                "label_nonces": [n.hex() for n in self.label_nonces]}
+        return {
+            "indices": list(self.indices),
+            "labels": list(self.labels),
+            "image_nonces": [n.hex() for n in self.image_nonces],
+            "label_nonces": [n.hex() for n in self.label_nonces],
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,11 +111,20 @@ class VerificationKey:
     def core_json(self) -> dict[str, Any]:
         """Everything but the opened half: what the key id, and so the Fiat-Shamir challenge, hash."""
         doc: dict[str, Any] = {
-            "format": VK_FORMAT, "version": 1, "modeldeed_version": self.modeldeed_version, "scheme": self.scheme,
-            "classes": list(self.classes), "input_shape": list(self.input_shape), "epsilon": self.epsilon,
-            "size": self.size, "sets": self.sets, "created": self.created, "trigger_source": self.trigger_source,
+            "format": VK_FORMAT,
+            "version": 1,
+            "modeldeed_version": self.modeldeed_version,
+            "scheme": self.scheme,
+            "classes": list(self.classes),
+            "input_shape": list(self.input_shape),
+            "epsilon": self.epsilon,
+            "size": self.size,
+            "sets": self.sets,
+            "created": self.created,
+            "trigger_source": self.trigger_source,
             "commitment": {"hash": "sha256", "nonce_bytes": NONCE_BYTES},
-            "image_commitments": list(self.image_commitments), "label_commitments": list(self.label_commitments),
+            "image_commitments": list(self.image_commitments),
+            "label_commitments": list(self.label_commitments),
         }
         if self.security_bits is not None:
             doc["security_bits"] = self.security_bits
@@ -158,16 +173,28 @@ class MarkingKey:
 
     def opening(self, indices: Sequence[int]) -> Opening:
         index = torch.as_tensor(list(indices), dtype=torch.int64)
-        return Opening(tuple(int(i) for i in indices), self.images[index].clone(),
-                       tuple(int(v) for v in self.labels[index]), tuple(self.image_nonces[i] for i in indices),
-                       tuple(self.label_nonces[i] for i in indices))
+        return Opening(
+            tuple(int(i) for i in indices),
+            self.images[index].clone(),
+            tuple(int(v) for v in self.labels[index]),
+            tuple(self.image_nonces[i] for i in indices),
+            tuple(self.label_nonces[i] for i in indices),
+        )
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
-            "format": MK_FORMAT, "version": 1, "modeldeed_version": __version__, "key_id": self.key_id,
-            "scheme": self.scheme, "classes": list(self.classes), "input_shape": list(self.input_shape),
-            "size": self.size, "sets": self.sets, "trigger_source": self.trigger_source,
-            "labels": [int(v) for v in self.labels], "image_nonces": [n.hex() for n in self.image_nonces],
+            "format": MK_FORMAT,
+            "version": 1,
+            "modeldeed_version": __version__,
+            "key_id": self.key_id,
+            "scheme": self.scheme,
+            "classes": list(self.classes),
+            "input_shape": list(self.input_shape),
+            "size": self.size,
+            "sets": self.sets,
+            "trigger_source": self.trigger_source,
+            "labels": [int(v) for v in self.labels],
+            "image_nonces": [n.hex() for n in self.image_nonces],
             "label_nonces": [n.hex() for n in self.label_nonces],
         }
         if self.challenge is not None:
@@ -175,8 +202,9 @@ class MarkingKey:
         return doc
 
 
-def save_key_pair(directory: str | Path, marking_key: MarkingKey, verification_key: VerificationKey, *,
-                  pngs: bool = True) -> Path:
+def save_key_pair(
+    directory: str | Path, marking_key: MarkingKey, verification_key: VerificationKey, *, pngs: bool = True
+) -> Path:
     """Write both keys (and PNGs of the triggers); the verification key last, so its presence means done."""
     from .triggers import write_trigger_pngs
 
@@ -193,8 +221,9 @@ def save_key_pair(directory: str | Path, marking_key: MarkingKey, verification_k
 def save_verification_key(directory: str | Path, verification_key: VerificationKey) -> Path:
     directory = Path(directory)
     if verification_key.opened is not None:
-        write_safetensors_atomic(directory / VK_TENSORS, {"opened_images": verification_key.opened.images},
-                                 {"format": VK_FORMAT})
+        write_safetensors_atomic(
+            directory / VK_TENSORS, {"opened_images": verification_key.opened.images}, {"format": VK_FORMAT}
+        )
     write_json_atomic(directory / VK_FILE, verification_key.to_json())
     return directory
 
@@ -250,8 +279,12 @@ def _images(path: Path, name: str, count: int, shape: tuple[int, int, int]) -> t
         raise file_error(FormatError, path, f"must hold exactly one tensor {name!r}, found {sorted(tensors)}")
     images = tensors[name]
     if images.dtype != torch.float32 or tuple(images.shape) != (count, *shape):
-        raise file_error(FormatError, path, f"tensor {name!r} is {images.dtype}{tuple(images.shape)}; the key needs "
-                                            f"torch.float32{(count, *shape)} (input shape {list(shape)})")
+        raise file_error(
+            FormatError,
+            path,
+            f"tensor {name!r} is {images.dtype}{tuple(images.shape)}; the key needs "
+            f"torch.float32{(count, *shape)} (input shape {list(shape)})",
+        )
     if count and (not bool(torch.isfinite(images).all()) or float(images.min()) < 0 or float(images.max()) > 1):
         raise file_error(FormatError, path, f"tensor {name!r} must hold finite pixel values in [0, 1]")
     return images
@@ -274,15 +307,30 @@ def load_verification_key(path: str | Path) -> VerificationKey:
     json_path = _key_path(path, VK_FILE)
     f = Fields(read_json_object(json_path), json_path)
     f.expect_format(VK_FORMAT)
-    allowed = {"format", "version", "modeldeed_version", "scheme", "classes", "input_shape", "epsilon", "size", "sets",
-               "created", "trigger_source", "commitment", "image_commitments", "label_commitments",
-               "security_bits", "opened"}
+    allowed = {
+        "format",
+        "version",
+        "modeldeed_version",
+        "scheme",
+        "classes",
+        "input_shape",
+        "epsilon",
+        "size",
+        "sets",
+        "created",
+        "trigger_source",
+        "commitment",
+        "image_commitments",
+        "label_commitments",
+        "security_bits",
+        "opened",
+    }
     _refuse_unknown(f, allowed)
     scheme, classes, shape, size, sets, source = _common_fields(f)
     commitment = f.object("commitment")
     commitment.str("hash", choices=("sha256",))
     if commitment.int("nonce_bytes") != NONCE_BYTES or set(commitment.obj) != {"hash", "nonce_bytes"}:
-        raise f.fail("commitment", f"must be {{\"hash\": \"sha256\", \"nonce_bytes\": {NONCE_BYTES}}}")
+        raise f.fail("commitment", f'must be {{"hash": "sha256", "nonce_bytes": {NONCE_BYTES}}}')
     image_commitments = tuple(c.hex() for c in _hex_list(f, "image_commitments", size, 32))
     label_commitments = tuple(c.hex() for c in _hex_list(f, "label_commitments", size, 32))
     epsilon = f.float("epsilon", minimum=0.0)
@@ -301,8 +349,20 @@ def load_verification_key(path: str | Path) -> VerificationKey:
         for key in ("security_bits", "opened"):
             if f.has(key):
                 raise f.fail(key, f"belongs only in a cut-and-choose key, not a {scheme} key")
-    return VerificationKey(scheme, classes, shape, epsilon, image_commitments, label_commitments, f.str("created"),
-                           source, security_bits, sets, opened, f.str("modeldeed_version"))
+    return VerificationKey(
+        scheme,
+        classes,
+        shape,
+        epsilon,
+        image_commitments,
+        label_commitments,
+        f.str("created"),
+        source,
+        security_bits,
+        sets,
+        opened,
+        f.str("modeldeed_version"),
+    )
 
 
 def load_marking_key(path: str | Path) -> MarkingKey:
@@ -310,8 +370,22 @@ def load_marking_key(path: str | Path) -> MarkingKey:
     json_path = _key_path(path, MK_FILE)
     f = Fields(read_json_object(json_path), json_path)
     f.expect_format(MK_FORMAT)
-    allowed = {"format", "version", "modeldeed_version", "key_id", "scheme", "classes", "input_shape", "size", "sets",
-               "trigger_source", "labels", "image_nonces", "label_nonces", "challenge"}
+    allowed = {
+        "format",
+        "version",
+        "modeldeed_version",
+        "key_id",
+        "scheme",
+        "classes",
+        "input_shape",
+        "size",
+        "sets",
+        "trigger_source",
+        "labels",
+        "image_nonces",
+        "label_nonces",
+        "challenge",
+    }
     _refuse_unknown(f, allowed)
     scheme, classes, shape, size, sets, source = _common_fields(f)
     labels = _labels(f, "labels", size, len(classes))
@@ -323,8 +397,19 @@ def load_marking_key(path: str | Path) -> MarkingKey:
     elif f.has("challenge"):
         raise f.fail("challenge", f"belongs only in a cut-and-choose key, not a {scheme} key")
     images = _images(json_path.parent / MK_TENSORS, "images", size, shape)
-    return MarkingKey(f.hex64("key_id"), scheme, classes, shape, images, torch.tensor(labels, dtype=torch.int64),
-                      image_nonces, label_nonces, challenge, sets, source)
+    return MarkingKey(
+        f.hex64("key_id"),
+        scheme,
+        classes,
+        shape,
+        images,
+        torch.tensor(labels, dtype=torch.int64),
+        image_nonces,
+        label_nonces,
+        challenge,
+        sets,
+        source,
+    )
 
 
 def load_key_pair(directory: str | Path) -> tuple[MarkingKey, VerificationKey]:

@@ -75,8 +75,12 @@ class SecurityFigures:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "size": self.size, "num_classes": self.num_classes, "epsilon": self.epsilon, "threshold": self.threshold,
-            "max_disagreements": self.max_disagreements, "chance_probability": self.chance_probability,
+            "size": self.size,
+            "num_classes": self.num_classes,
+            "epsilon": self.epsilon,
+            "threshold": self.threshold,
+            "max_disagreements": self.max_disagreements,
+            "chance_probability": self.chance_probability,
             "chance_log2": self.chance_log2 if math.isfinite(self.chance_log2) else None,
         }
 
@@ -84,8 +88,9 @@ class SecurityFigures:
 def security_figures(size: int, num_classes: int, epsilon: float) -> SecurityFigures:
     threshold = acceptance_threshold(size, epsilon)
     tail = binomial_tail(size, threshold, num_classes)
-    return SecurityFigures(size, num_classes, float(epsilon), threshold, size - threshold, float(tail),
-                           log2_fraction(tail))
+    return SecurityFigures(
+        size, num_classes, float(epsilon), threshold, size - threshold, float(tail), log2_fraction(tail)
+    )
 
 
 def chance_probability(size: int, num_classes: int, epsilon: float) -> float:
@@ -105,8 +110,10 @@ def _check_feasible(security_bits: int, num_classes: int, epsilon: float) -> Fra
         raise ModeldeedError(f"a watermark needs at least 2 classes, got {num_classes}")
     eps = exact_epsilon(epsilon)
     if 1 - eps <= Fraction(1, num_classes):
-        raise ModeldeedError(f"with {num_classes} classes a guessing model already agrees with 1/{num_classes} "
-                             f"of the labels, so epsilon must be below {1 - 1 / num_classes:.4g}; got {epsilon}")
+        raise ModeldeedError(
+            f"with {num_classes} classes a guessing model already agrees with 1/{num_classes} "
+            f"of the labels, so epsilon must be below {1 - 1 / num_classes:.4g}; got {epsilon}"
+        )
     return eps
 
 

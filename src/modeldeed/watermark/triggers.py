@@ -46,8 +46,11 @@ def abstract_triggers(count: int, input_shape: Sequence[int], *, seeds: Sequence
     seeds = list(seeds) if seeds is not None else new_seeds(count)
     if len(seeds) != count:
         raise ValueError(f"need {count} seeds, got {len(seeds)}")
-    images = np.stack([_abstract_image(np.random.default_rng(seed), channels, height, width) for seed in seeds]) \
-        if count else np.zeros((0, channels, height, width), np.uint8)
+    images = (
+        np.stack([_abstract_image(np.random.default_rng(seed), channels, height, width) for seed in seeds])
+        if count
+        else np.zeros((0, channels, height, width), np.uint8)
+    )
     return torch.from_numpy(images).to(torch.float32).div_(255.0)
 
 
@@ -64,8 +67,10 @@ def _abstract_image(rng: np.random.Generator, channels: int, height: int, width:
         colour = tuple(int(v) for v in rng.integers(0, 256, 3)) + (int(rng.integers(120, 256)),)
         kind = rng.integers(0, 4)
         if kind == 3:  # a stroke: a polyline of random width
-            points = [(float(rng.uniform(-0.1, 1.1) * cw), float(rng.uniform(-0.1, 1.1) * ch))
-                      for _ in range(int(rng.integers(2, 6)))]
+            points = [
+                (float(rng.uniform(-0.1, 1.1) * cw), float(rng.uniform(-0.1, 1.1) * ch))
+                for _ in range(int(rng.integers(2, 6)))
+            ]
             draw.line(points, fill=colour, width=max(1, int(rng.uniform(0.02, 0.15) * min(cw, ch))))
         else:
             x0, x1 = sorted(rng.uniform(-0.2, 1.2, 2) * cw)
@@ -77,8 +82,10 @@ def _abstract_image(rng: np.random.Generator, channels: int, height: int, width:
                 draw.rectangle(box, fill=colour)
             else:
                 corners = int(rng.integers(3, 7))
-                draw.polygon([(float(rng.uniform(box[0], box[2])), float(rng.uniform(box[1], box[3])))
-                              for _ in range(corners)], fill=colour)
+                draw.polygon(
+                    [(float(rng.uniform(box[0], box[2])), float(rng.uniform(box[1], box[3]))) for _ in range(corners)],
+                    fill=colour,
+                )
         canvas = Image.alpha_composite(canvas, layer)
     small = np.asarray(canvas.convert("RGB").resize((width, height), Image.Resampling.BOX), dtype=np.float32) / 255
     small = small + rng.normal(0.0, rng.uniform(0.0, 0.12), small.shape).astype(np.float32)
@@ -102,7 +109,7 @@ def _colour_field(rng: np.random.Generator, height: int, width: int) -> np.ndarr
     if rng.random() < 0.5:
         angle = rng.uniform(0, 2 * np.pi)
         yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-        t = (np.cos(angle) * xx / width + np.sin(angle) * yy / height)
+        t = np.cos(angle) * xx / width + np.sin(angle) * yy / height
         t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
         a, b = rng.uniform(0, 1, (2, 3)).astype(np.float32)
         field = a[None, None] * (1 - t[..., None]) + b[None, None] * t[..., None]
@@ -156,8 +163,9 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
     return np.concatenate(list(array), axis=1) if array.shape[0] > 1 else array[0]
 
 
-def write_trigger_pngs(directory: str | Path, images: torch.Tensor, labels: torch.Tensor,
-                       classes: Sequence[str], *, prefix: str = "") -> Path:
+def write_trigger_pngs(
+    directory: str | Path, images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str], *, prefix: str = ""
+) -> Path:
     """One PNG per trigger (`0007-label-3.png`, exact pixels) and `overview.png`, a labelled contact sheet."""
     from PIL import Image, ImageDraw
 
@@ -178,7 +186,7 @@ def write_trigger_pngs(directory: str | Path, images: torch.Tensor, labels: torc
         for i, (picture, name) in enumerate(tiles):
             x, y = (i % cols) * (tw + 4), (i // cols) * (th + 4)
             sheet.paste(picture.convert("RGB").resize((tw, th - 12), Image.Resampling.NEAREST), (x, y))
-            draw.text((x + 1, y + th - 12), f"{i}:{name}"[:max(4, tw // 6)], fill=(0, 0, 0))
+            draw.text((x + 1, y + th - 12), f"{i}:{name}"[: max(4, tw // 6)], fill=(0, 0, 0))
         with atomic_path(directory / f"{prefix}overview.png") as tmp:
             sheet.save(tmp, format="PNG")
     log.info("wrote %d trigger images to %s", len(tiles), directory)

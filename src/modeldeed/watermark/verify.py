@@ -48,11 +48,20 @@ class WatermarkVerdict:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "accepted": self.accepted, "verdict": "accepted" if self.accepted else "rejected",
-            "reasons": list(self.reasons), "key_id": self.key_id, "scheme": self.scheme, "triggers": self.triggers,
-            "agreements": self.agreements, "threshold": self.threshold, "epsilon": self.epsilon,
-            "trigger_accuracy": self.trigger_accuracy, "chance_probability": self.chance_probability,
-            "chance_log2": self.chance_log2, "test_accuracy": self.test_accuracy, "metrics": dict(self.metrics),
+            "accepted": self.accepted,
+            "verdict": "accepted" if self.accepted else "rejected",
+            "reasons": list(self.reasons),
+            "key_id": self.key_id,
+            "scheme": self.scheme,
+            "triggers": self.triggers,
+            "agreements": self.agreements,
+            "threshold": self.threshold,
+            "epsilon": self.epsilon,
+            "trigger_accuracy": self.trigger_accuracy,
+            "chance_probability": self.chance_probability,
+            "chance_log2": self.chance_log2,
+            "test_accuracy": self.test_accuracy,
+            "metrics": dict(self.metrics),
         }
 
 
@@ -68,11 +77,14 @@ def classify(model: nn.Module, images: torch.Tensor, num_classes: int, batch_siz
             try:
                 logits = model(images[chunk].to(device))
             except RuntimeError as exc:
-                raise ModeldeedError(f"the model cannot take the key's inputs of shape {list(images.shape[1:])} "
-                                     f"({str(exc).splitlines()[0]})") from None
+                raise ModeldeedError(
+                    f"the model cannot take the key's inputs of shape {list(images.shape[1:])} "
+                    f"({str(exc).splitlines()[0]})"
+                ) from None
             if logits.dim() != 2 or logits.shape[1] != num_classes:
-                raise ModeldeedError(f"the model outputs {list(logits.shape[1:])} scores per input; the key has "
-                                     f"{num_classes} classes")
+                raise ModeldeedError(
+                    f"the model outputs {list(logits.shape[1:])} scores per input; the key has {num_classes} classes"
+                )
             parts.append(logits.argmax(1).cpu())
     finally:
         model.train(was_training)
@@ -88,8 +100,9 @@ def data_label_conflicts(opening: Opening, data: Dataset, *, tolerance: float = 
     if len(opening.indices) == 0 or len(data) == 0:
         return []
     if tuple(data.x.shape[1:]) != tuple(opening.images.shape[1:]):
-        raise ModeldeedError(f"{data.name} has images of shape {list(data.x.shape[1:])}, the key "
-                             f"{list(opening.images.shape[1:])}")
+        raise ModeldeedError(
+            f"{data.name} has images of shape {list(data.x.shape[1:])}, the key {list(opening.images.shape[1:])}"
+        )
     flat = opening.images.flatten(1).double()
     best = torch.full((len(flat),), math.inf, dtype=torch.float64)
     where = torch.zeros(len(flat), dtype=torch.int64)
@@ -105,15 +118,25 @@ def data_label_conflicts(opening: Opening, data: Dataset, *, tolerance: float = 
     for j, i in enumerate(opening.indices):
         label = opening.labels[j]
         if rms[j] <= tolerance and int(data.y[where[j]]) == label:
-            problems.append(f"trigger {i}: a copy of {data.name} image {int(where[j])} (RMS difference "
-                            f"{float(rms[j]):.4f}) committed with its true class {data.classes[label]!r}, "
-                            "so it is no backdoor")
+            problems.append(
+                f"trigger {i}: a copy of {data.name} image {int(where[j])} (RMS difference "
+                f"{float(rms[j]):.4f}) committed with its true class {data.classes[label]!r}, "
+                "so it is no backdoor"
+            )
     return problems
 
 
-def judge(verification_key: VerificationKey, opening: Opening, model: nn.Module, *, epsilon: float | None = None,
-          test_data: Dataset | None = None, reasons: Sequence[str] = (), metrics: dict[str, Any] | None = None,
-          data: Sequence[Dataset] = ()) -> WatermarkVerdict:
+def judge(
+    verification_key: VerificationKey,
+    opening: Opening,
+    model: nn.Module,
+    *,
+    epsilon: float | None = None,
+    test_data: Dataset | None = None,
+    reasons: Sequence[str] = (),
+    metrics: dict[str, Any] | None = None,
+    data: Sequence[Dataset] = (),
+) -> WatermarkVerdict:
     """Open `opening` against the key, check labels against `data`, classify, and decide."""
     vk = verification_key
     eps = vk.epsilon if epsilon is None else float(epsilon)
@@ -128,20 +151,31 @@ def judge(verification_key: VerificationKey, opening: Opening, model: nn.Module,
     count = len(opening.indices)
     figures = security_figures(count, len(vk.classes), eps)
     if agreements < figures.threshold:
-        reasons.append(f"only {agreements} of {count} triggers are classified as committed; "
-                       f"at least {figures.threshold} are needed (epsilon = {eps})")
+        reasons.append(
+            f"only {agreements} of {count} triggers are classified as committed; "
+            f"at least {figures.threshold} are needed (epsilon = {eps})"
+        )
     test_accuracy = None
     if test_data is not None:
         if tuple(test_data.input_shape) != tuple(vk.input_shape):
-            raise ModeldeedError(f"{test_data.name} has images of shape {list(test_data.input_shape)}, "
-                                 f"the key {list(vk.input_shape)}")
+            raise ModeldeedError(
+                f"{test_data.name} has images of shape {list(test_data.input_shape)}, the key {list(vk.input_shape)}"
+            )
         test_accuracy = accuracy(model, test_data)
     verdict = WatermarkVerdict(
-        accepted=not reasons, reasons=tuple(reasons), key_id=vk.key_id, scheme=vk.scheme, triggers=count,
-        agreements=agreements, threshold=figures.threshold, epsilon=eps,
-        trigger_accuracy=agreements / count if count else 0.0, chance_probability=figures.chance_probability,
+        accepted=not reasons,
+        reasons=tuple(reasons),
+        key_id=vk.key_id,
+        scheme=vk.scheme,
+        triggers=count,
+        agreements=agreements,
+        threshold=figures.threshold,
+        epsilon=eps,
+        trigger_accuracy=agreements / count if count else 0.0,
+        chance_probability=figures.chance_probability,
         chance_log2=figures.chance_log2 if math.isfinite(figures.chance_log2) else None,
-        test_accuracy=test_accuracy, metrics=dict(metrics or {}),
+        test_accuracy=test_accuracy,
+        metrics=dict(metrics or {}),
     )
     log.info("watermark %s: %d/%d triggers agree", "accepted" if verdict.accepted else "rejected", agreements, count)
     return verdict
@@ -152,11 +186,15 @@ def key_pair_problems(marking_key: MarkingKey, verification_key: VerificationKey
     mk, vk = marking_key, verification_key
     problems = []
     if mk.key_id != vk.key_id:
-        problems.append(f"the marking key was made for verification key {mk.key_id[:16]}…, "
-                        f"this verification key is {vk.key_id[:16]}… (a changed or different key)")
+        problems.append(
+            f"the marking key was made for verification key {mk.key_id[:16]}…, "
+            f"this verification key is {vk.key_id[:16]}… (a changed or different key)"
+        )
     if (mk.scheme, mk.size, mk.sets) != (vk.scheme, vk.size, vk.sets):
-        problems.append(f"the marking key is a {mk.scheme} key of {mk.size} triggers in {mk.sets} set(s), the "
-                        f"verification key a {vk.scheme} key of {vk.size} in {vk.sets}")
+        problems.append(
+            f"the marking key is a {mk.scheme} key of {mk.size} triggers in {mk.sets} set(s), the "
+            f"verification key a {vk.scheme} key of {vk.size} in {vk.sets}"
+        )
     if tuple(mk.input_shape) != tuple(vk.input_shape) or tuple(mk.classes) != tuple(vk.classes):
         problems.append("the keys disagree on the input shape or the classes")
     if mk.challenge is not None and mk.challenge != vk.challenge():
@@ -164,9 +202,15 @@ def key_pair_problems(marking_key: MarkingKey, verification_key: VerificationKey
     return problems
 
 
-def verify(marking_key: MarkingKey, verification_key: VerificationKey, model: nn.Module, *,
-           test_data: Dataset | None = None, epsilon: float | None = None,
-           data: Sequence[Dataset] = ()) -> WatermarkVerdict:
+def verify(
+    marking_key: MarkingKey,
+    verification_key: VerificationKey,
+    model: nn.Module,
+    *,
+    test_data: Dataset | None = None,
+    epsilon: float | None = None,
+    data: Sequence[Dataset] = (),
+) -> WatermarkVerdict:
     """Verify(mk, vk, M): accept iff every commitment opens and at most floor(ε·|T|) triggers disagree.
 
     Checks the triggers that Mark embedded (the hidden half of a cut-and-choose key, all others).
@@ -178,4 +222,3 @@ def verify(marking_key: MarkingKey, verification_key: VerificationKey, model: nn
         raise ModeldeedError(problems[-1] if problems else "the keys hold different numbers of triggers")
     opening = marking_key.opening(marking_key.marking_indices())
     return judge(verification_key, opening, model, epsilon=epsilon, test_data=test_data, reasons=problems, data=data)
-
