@@ -12,7 +12,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ..data import DataSplits, Dataset, load_dataset
+from ..data import Dataset, DataSplits, load_dataset
 from ..models import ModelInfo, ModelSpec, build_model, load_model, read_model_info, save_model, spec_for_data
 from ..training import TrainConfig, accuracy, train
 from ..watermark import (
