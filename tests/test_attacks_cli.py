@@ -48,6 +48,11 @@ def test_finetune_writes_a_verifiable_model_and_both_views(files, capsys):
     assert verify(thief).trigger_accuracy == pytest.approx(result["attacker_head"]["trigger_accuracy"])
     assert verify(paper_view).trigger_accuracy == pytest.approx(result["original_head"]["trigger_accuracy"])
     assert accuracy(thief, marked.data.test) == pytest.approx(result["test_accuracy_after"])
+    # the saved models are ordinary model directories: `modeldeed watermark verify` reaches the same verdicts
+    for directory, view in ((out, "attacker_head"), (out / "original-head", "original_head")):
+        code = main(["watermark", "verify", str(directory), "--key", str(root / "key"), "--json"])
+        verdict = json.loads(capsys.readouterr().out)
+        assert verdict["accepted"] == result[view]["accepted"] and code == (0 if verdict["accepted"] else 1)
 
 
 def test_paper_defaults_come_from_model_json(files, capsys):
@@ -130,7 +135,8 @@ def test_bad_input_exits_2(files, capsys):
     root, _ = files
     assert attack(files, "quantize", "--out", str(root / "bad"), "--bits", "1") == 2
     assert "bits" in capsys.readouterr().err
-    assert main(["attack", "quantize", str(root / "wm"), "--data", "digits", "--out", str(root / "bad")]) == 2
-    assert "--key" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # the real verifier needs the owner's key
+        main(["attack", "quantize", str(root / "wm"), "--data", "digits", "--out", str(root / "bad")])
+    assert exit_info.value.code == 2 and "--key" in capsys.readouterr().err
     assert main(["attack", "quantize", str(root / "missing"), "--key", str(root / "key"), "--data", "digits",
                  "--out", str(root / "bad")]) == 2

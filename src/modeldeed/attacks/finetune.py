@@ -26,12 +26,11 @@ _DEFAULTS = TrainConfig()
 
 
 def training_config(info: ModelInfo) -> TrainConfig | None:
-    """The TrainConfig stored in a model.json's extra.training (by `modeldeed train`), if any."""
+    """The owner's TrainConfig from a model.json: extra.training (written by `modeldeed train`), else
+    extra.watermark.training (the PRETRAINED marking run of `modeldeed watermark embed`); None if neither."""
     extra = info.extra or {}
-    for doc in (
-        extra.get("training"),
-        (extra.get("marking") or {}).get("training") if isinstance(extra.get("marking"), dict) else None,
-    ):
+    watermark = extra.get("watermark")
+    for doc in (extra.get("training"), watermark.get("training") if isinstance(watermark, dict) else None):
         if isinstance(doc, dict):
             try:
                 return TrainConfig.from_json(doc)

@@ -6,6 +6,7 @@ Exit status: 0 the watermark survived (not removed by the success rule), 1 an at
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,12 @@ from ..attacks import (
     with_head,
 )
 from ..data import DataSplits, load_dataset
-from ..errors import ModeldeedError
 from ..files import write_json_atomic
-from ..models import ModelInfo, last_linear, load_model, save_model, spec_for_data
+from ..models import MODEL_NAMES, ModelInfo, ModelSpec, last_linear, load_model, save_model, spec_for_data
 from ..training import TrainConfig
 from .common import add_data_options, add_runtime_options, apply_runtime, check_compatible, load_data, print_json
+
+log = logging.getLogger(__name__)
 
 RESULT_FILE = "attack.json"
 SUITE_FILE = "results.json"
@@ -108,7 +110,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--soft", action="store_true", help="learn soft outputs (default: predicted labels)")
     p.add_argument("--temperature", type=float, default=4.0, help="softmax temperature with --soft (default: 4)")
-    p.add_argument("--student", metavar="ARCH", help="student architecture (default: the watermarked model's)")
+    p.add_argument(
+        "--student",
+        metavar="ARCH",
+        choices=MODEL_NAMES,
+        help=f"student architecture: {', '.join(MODEL_NAMES)} (default: the watermarked model's, re-initialised)",
+    )
     p.set_defaults(make=_make_distill)
 
     p = _attack_parser(sub, "preprocess", "input quantization / blur / noise at query time")
@@ -131,9 +138,9 @@ def _common_parser(sub: argparse._SubParsersAction, name: str, summary: str) -> 
     p.add_argument("model_dir", metavar="MODEL", help="the watermarked model directory")
     p.add_argument(
         "--key",
+        required=True,
         metavar="DIR",
-        help="the owner's key directory (marking_key.json, verification_key.json); "
-        "default: the key recorded in MODEL's model.json",
+        help="the owner's key directory (marking_key.json and verification_key.json), for the real verifier",
     )
     add_data_options(p)
     p.add_argument("--out", required=True, metavar="DIR", help="where to write the results (and attacked models)")
@@ -188,7 +195,7 @@ def _make_piracy(args: argparse.Namespace, settings: dict[str, Any]) -> Attack:
 def _make_distill(args: argparse.Namespace, settings: dict[str, Any]) -> Attack:
     student = None
     if args.student:
-        student = spec_for_data(args.student, args.input_shape, len(args.classes), trust_code=args.trust_model_code)
+        student = spec_for_data(args.student, args.input_shape, len(args.classes))
     return Distillation(soft=args.soft, temperature=args.temperature, student=student, **settings)
 
 
@@ -214,21 +221,17 @@ def _load(args: argparse.Namespace) -> tuple[nn.Module, ModelInfo, DataSplits, A
     model, info = load_model(args.model_dir, trust_code=args.trust_model_code, device=args.device)
     data = load_data(args)
     check_compatible(info, data, args.model_dir)
-    key_dir = args.key or _recorded_key(info)
-    if key_dir is None:
-        raise ModeldeedError(f"{args.model_dir}: pass --key DIR, the owner's key directory (model.json names none)")
-    mk, vk = load_key_pair(key_dir)
+    mk, vk = load_key_pair(args.key)
+    recorded = (info.extra or {}).get("watermark")
+    if isinstance(recorded, dict) and recorded.get("key_id") not in (None, vk.key_id):
+        log.warning(
+            "%s was marked with key %s…, but --key holds key %s…",
+            args.model_dir,
+            str(recorded["key_id"])[:16],
+            vk.key_id[:16],
+        )
     args.input_shape, args.classes = info.input_shape, info.classes
     return model, info, data, watermark_verifier(mk, vk)
-
-
-def _recorded_key(info: ModelInfo) -> str | None:
-    watermark = (info.extra or {}).get("watermark")
-    if isinstance(watermark, dict):
-        for name in ("key_dir", "key"):
-            if isinstance(watermark.get(name), str) and Path(watermark[name]).is_dir():
-                return watermark[name]
-    return None
 
 
 def run_attack_command(args: argparse.Namespace) -> int:
@@ -268,6 +271,9 @@ def save_attacked(
             info.input_shape,
             {**extra, "dataset": result.details["target"], "test_accuracy": result.details["target_test_accuracy"]},
         )
+    elif isinstance(result.details.get("student"), dict):  # distilled into another architecture
+        student = result.details["student"]
+        own = ModelInfo(ModelSpec(student["architecture"], student["arguments"]), info.classes, info.input_shape, extra)
     else:
         own = ModelInfo(info.spec, info.classes, info.input_shape, extra)
     save_model(out, attacked.cpu(), own)
