@@ -239,6 +239,16 @@ def test_identity_preprocessing_changes_no_prediction(marked, verifier):
     assert result.trigger_accuracy == result.trigger_accuracy_before and not result.watermark_removed
 
 
+def test_attacks_are_reproducible(marked, verifier):
+    first, r1 = run(FTAL(data_fraction=0.3, **QUICK), marked, verifier)
+    second, r2 = run(FTAL(data_fraction=0.3, **QUICK), marked, verifier)
+    assert same_weights(first, second) and r1.data == r2.data and r1.trigger_accuracy == r2.trigger_accuracy
+    noisy, _ = run(GaussianNoise(std=0.5, seed=1), marked, verifier)
+    again, _ = run(GaussianNoise(std=0.5, seed=1), marked, verifier)
+    other, _ = run(GaussianNoise(std=0.5, seed=2), marked, verifier)
+    assert same_weights(noisy, again) and not same_weights(noisy, other)
+
+
 def test_the_callers_model_is_never_modified(marked, verifier):
     before = {k: v.clone() for k, v in marked.model.state_dict().items()}
     run(GaussianNoise(std=1.0), marked, verifier)

@@ -84,7 +84,11 @@ def test_each_attack_command(files, capsys, args):
     result = json.loads(capsys.readouterr().out)
     assert code == (1 if result["watermark_removed"] else 0)
     assert (out / "model.json").is_file() and (out / "attack.json").is_file()
-    load_model(out)  # a model directory the rest of modeldeed can open
+    attacked, _ = load_model(out)  # a model directory the rest of modeldeed can open
+    if args[0] == "piracy":  # the pirate's key is saved, and a judge reaches the recorded verdict with it
+        pirate = watermark_verifier(*load_key_pair(out / "pirate-key"))(attacked)
+        assert pirate.trigger_accuracy == pytest.approx(result["details"]["pirate"]["trigger_accuracy"])
+        assert result["details"]["pirate"]["key_id"] == result["parameters"]["key"]
 
 
 def test_transfer_to_a_resized_dataset(files, tmp_path, capsys):

@@ -32,6 +32,7 @@ from ..attacks import (
     from_scratch_settings,
     load_key_pair,
     paper_settings,
+    pirate_key,
     run_suite,
     select,
     training_config,
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 RESULT_FILE = "attack.json"
 SUITE_FILE = "results.json"
 ORIGINAL_HEAD_DIR = "original-head"
+PIRATE_KEY_DIR = "pirate-key"
 CLI_TRAINING = TrainConfig(epochs=20)  # what `modeldeed train` uses when model.json does not say
 
 
@@ -187,8 +189,10 @@ def _attack_parser(
 
 
 def _make_piracy(args: argparse.Namespace, settings: dict[str, Any]) -> Attack:
+    # The pirate's key is drawn here so that it can be saved next to the model (OUT/pirate-key) for a judge.
+    key = pirate_key(tuple(args.classes), tuple(args.input_shape), size=args.trigger_size)
     return OwnershipPiracy(
-        finetune=args.finetune, trigger_size=args.trigger_size, embed_epochs=args.embed_epochs, **settings
+        finetune=args.finetune, key=key, trigger_size=args.trigger_size, embed_epochs=args.embed_epochs, **settings
     )
 
 
@@ -241,6 +245,10 @@ def run_attack_command(args: argparse.Namespace) -> int:
     attacked, result = attack(model, target if target is not None else data.train, test=data.test, verifier=verifier)
     out = Path(args.out)
     save_attacked(out, attacked, info, result, args.model_dir, model)
+    if isinstance(attack, OwnershipPiracy) and attack.key is not None:
+        from ..watermark import save_key_pair
+
+        save_key_pair(out / PIRATE_KEY_DIR, *attack.key, pngs=False)
     write_json_atomic(out / RESULT_FILE, result.to_json())
     if args.json:
         print_json(result.to_json())
