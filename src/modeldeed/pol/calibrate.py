@@ -10,6 +10,7 @@ above eps_repr when the noise is large. Normalised delta = delta / d_ref, what V
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -155,7 +156,7 @@ def calibrate(
     steps = [c.step for c in proof.checkpoints[1:] if reference_steps is None or c.step <= reference_steps]
     if not steps:
         raise ModeldeedError(f"no checkpoint within the first {reference_steps} steps to measure d_ref at")
-    found = reference_run(ctx, steps, metrics, reference_seed, progress)
+    found = reference_run(ctx, steps, metrics, reference_seed, devices[0], progress)
     d_ref = {m: min(found[s][0][m] for s in found) for m in metrics}
     estimate = {m: min(found[s][1][m] for s in found) for m in metrics}
     delta = {m: propose_delta(epsilon[m], d_ref[m], margin) for m in metrics}
@@ -183,14 +184,17 @@ def propose_delta(epsilon: float, d_ref: float, margin: float) -> float:
 
 
 def reference_run(
-    ctx: VerificationContext, steps: Sequence[int], metrics: Sequence[str], seed: int | None, progress: bool
+    ctx: VerificationContext,
+    steps: Sequence[int],
+    metrics: Sequence[str],
+    seed: int | None,
+    device: str,
+    progress: bool,
 ) -> dict[int, tuple[dict[str, float], dict[str, float]]]:
     """Train an independent model (another init and data order) up to the last step in `steps`."""
     header = ctx.proof.header
     seed = header.config.seed + 1 if seed is None else seed
-    import dataclasses
-
-    config = dataclasses.replace(header.config, seed=seed)
+    config = dataclasses.replace(header.config, seed=seed, device=device)
     model = build_model(header.spec, seed=seed, trust_code=ctx.trust_code)
     named = dict(model.named_parameters())
     hook = _ReferenceDistance(ctx, steps, metrics)
