@@ -8,6 +8,7 @@ shows it learned from the teacher's behaviour on ordinary data.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -50,10 +51,12 @@ def teacher_probabilities(
 
 
 def fresh_copy(model: nn.Module, seed: int) -> nn.Module:
-    """The same architecture with every layer re-initialised from `seed` (global RNG untouched)."""
-    import copy
+    """The same architecture with every layer re-initialised from `seed` (global RNG untouched).
 
-    student = copy.deepcopy(model)
+    The draw happens on the CPU, so the same seed gives the same student on every device.
+    """
+    device = next(model.parameters()).device
+    student = copy.deepcopy(model).cpu()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for module in student.modules():
@@ -62,7 +65,7 @@ def fresh_copy(model: nn.Module, seed: int) -> nn.Module:
                 reset()
             if hasattr(module, "reset_running_stats"):
                 module.reset_running_stats()
-    return student
+    return student.to(device)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -143,10 +143,17 @@ def frozen_body(model: nn.Module, head: nn.Module) -> Iterator[None]:
 
 
 def reinitialize_head(model: nn.Module, seed: int) -> None:
-    """Re-initialise the head with PyTorch's default initialisation, drawn from `seed` (global RNG untouched)."""
+    """Re-initialise the head with PyTorch's default initialisation, drawn from `seed` (global RNG untouched).
+
+    The draw happens on the CPU, so the same seed gives the same head on every device.
+    """
+    head = last_linear(model)
+    device = head.weight.device
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        head.cpu()
         reset_last_linear(model)
+        head.to(device)
 
 
 @dataclass(frozen=True, kw_only=True)
