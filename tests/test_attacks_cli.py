@@ -57,8 +57,20 @@ def test_finetune_writes_a_verifiable_model_and_both_views(files, capsys):
 
 def test_paper_defaults_come_from_model_json(files, capsys):
     root, marked = files
-    attack(files, "finetune", "--mode", "ftal", "--out", str(root / "ftal"), "--json", "--data-fraction", "0.2",
-           "--no-progress", "--threads", str(THREADS))
+    attack(
+        files,
+        "finetune",
+        "--mode",
+        "ftal",
+        "--out",
+        str(root / "ftal"),
+        "--json",
+        "--data-fraction",
+        "0.2",
+        "--no-progress",
+        "--threads",
+        str(THREADS),
+    )
     result = json.loads(capsys.readouterr().out)
     training = marked.info.extra["training"]
     assert result["parameters"]["epochs"] == training["epochs"]
@@ -67,15 +79,19 @@ def test_paper_defaults_come_from_model_json(files, capsys):
     assert result["data"]["samples"] == round(0.2 * len(marked.data.train))
 
 
-@pytest.mark.parametrize("args", [
-    ["piracy", "--finetune", "rtal", "--trigger-size", "10", "--embed-epochs", "1"],
-    ["prune", "--sparsity", "0.7"],
-    ["fine-prune", "--channels", "0.5"],
-    ["quantize", "--bits", "4"],
-    ["noise", "--std", "0.2"],
-    ["distill", "--soft"],
-    ["preprocess", "--blur", "0.5", "--bits", "4"],
-], ids=lambda a: a[0])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["piracy", "--finetune", "rtal", "--trigger-size", "10", "--embed-epochs", "1"],
+        ["prune", "--sparsity", "0.7"],
+        ["fine-prune", "--channels", "0.5"],
+        ["quantize", "--bits", "4"],
+        ["noise", "--std", "0.2"],
+        ["distill", "--soft"],
+        ["preprocess", "--blur", "0.5", "--bits", "4"],
+    ],
+    ids=lambda a: a[0],
+)
 def test_each_attack_command(files, capsys, args):
     root, _ = files
     out = root / args[0]
@@ -97,8 +113,7 @@ def test_transfer_to_a_resized_dataset(files, tmp_path, capsys):
     big = torch.nn.functional.interpolate(train.x, size=(16, 16), mode="nearest")
     np.savez(tmp_path / "parity.npz", x=(big.numpy() * 255).astype(np.uint8), y=(train.y % 2).numpy())
     out = root / "transfer"
-    code = attack(files, "transfer", "--target", f"npz:{tmp_path / 'parity.npz'}", "--out", str(out), "--json",
-                  *QUICK)
+    code = attack(files, "transfer", "--target", f"npz:{tmp_path / 'parity.npz'}", "--out", str(out), "--json", *QUICK)
     result = json.loads(capsys.readouterr().out)
     assert code in (0, 1) and result["view"] == "original_head"
     thief, info = load_model(out)
@@ -111,8 +126,24 @@ def test_transfer_to_a_resized_dataset(files, tmp_path, capsys):
 def test_suite_writes_one_results_file(files, capsys):
     root, _ = files
     out = root / "suite"
-    code = main(["attack", "suite", str(root / "wm"), "--key", str(root / "key"), "--data", "digits", "--out",
-                 str(out), "--epochs", "1", "--no-progress", "--threads", str(THREADS)])
+    code = main(
+        [
+            "attack",
+            "suite",
+            str(root / "wm"),
+            "--key",
+            str(root / "key"),
+            "--data",
+            "digits",
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--no-progress",
+            "--threads",
+            str(THREADS),
+        ]
+    )
     printed = capsys.readouterr().out
     results = json.loads((out / "results.json").read_text())
     labels = [r["label"] for r in results]
@@ -129,8 +160,24 @@ def test_suite_writes_one_results_file(files, capsys):
 def test_suite_only_selects_attacks(files, capsys):
     root, _ = files
     out = root / "suite-only"
-    main(["attack", "suite", str(root / "wm"), "--key", str(root / "key"), "--data", "digits", "--out", str(out),
-          "--only", "quantize,noise-0.1", "--json", "--threads", str(THREADS)])
+    main(
+        [
+            "attack",
+            "suite",
+            str(root / "wm"),
+            "--key",
+            str(root / "key"),
+            "--data",
+            "digits",
+            "--out",
+            str(out),
+            "--only",
+            "quantize,noise-0.1",
+            "--json",
+            "--threads",
+            str(THREADS),
+        ]
+    )
     results = json.loads(capsys.readouterr().out)
     assert sorted(r["label"] for r in results) == ["noise-0.1", "quantize-2bit", "quantize-4bit", "quantize-8bit"]
 
@@ -142,5 +189,19 @@ def test_bad_input_exits_2(files, capsys):
     with pytest.raises(SystemExit) as exit_info:  # the real verifier needs the owner's key
         main(["attack", "quantize", str(root / "wm"), "--data", "digits", "--out", str(root / "bad")])
     assert exit_info.value.code == 2 and "--key" in capsys.readouterr().err
-    assert main(["attack", "quantize", str(root / "missing"), "--key", str(root / "key"), "--data", "digits",
-                 "--out", str(root / "bad")]) == 2
+    assert (
+        main(
+            [
+                "attack",
+                "quantize",
+                str(root / "missing"),
+                "--key",
+                str(root / "key"),
+                "--data",
+                "digits",
+                "--out",
+                str(root / "bad"),
+            ]
+        )
+        == 2
+    )
