@@ -12,7 +12,7 @@ from .distances import METRICS, cosine_distance, distance, distances
 from .initialisation import LayerTest, ks_tests
 from .intervals import IntervalInfo, IntervalSelector, all_intervals, estimate_reference_distance, top_q_per_epoch
 from .proof import DatasetInfo, Proof, ProofHeader, StepRecord, load_proof, proof_id
-from .recorder import ProofRecorder, Recording, record_training
+from .recorder import ProofRecorder, Recording, record_training, training_state
 from .replay import replay
 from .store import ProofStore, StoredSamples, batch_digest, batch_tensors
 from .summary import ProofSummary, inspect_proof
@@ -62,5 +62,6 @@ __all__ = [
     "save_calibration",
     "save_checkpoint",
     "top_q_per_epoch",
+    "training_state",
     "verify_proof",
 ]

@@ -193,19 +193,37 @@ def optimizer_parameter_names(model: nn.Module, optimizer: torch.optim.Optimizer
 
 
 def checkpoint_tensors(state: TrainState, names: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Weights and buffers, optimizer state (momentum), RNG and scheduler position: all a replay needs."""
-    tensors = {MODEL_PREFIX + k: v for k, v in state_tensors(state.model).items()}
-    named = dict(state.model.named_parameters())
+    per_epoch = state.config.steps_per_epoch(len(state.data))
+    cuda = state.config.device if state.config.device.startswith("cuda") else None
+    return training_state(
+        state.model, state.optimizer, names, state.step, state.config.lr_at(state.step // per_epoch), cuda_device=cuda
+    )
+
+
+def training_state(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    names: Sequence[str],
+    step: int,
+    next_lr: float,
+    *,
+    cuda_device: str | None = None,
+) -> dict[str, torch.Tensor]:
+    """A checkpoint's tensors: weights and buffers, optimizer state (momentum), RNG and schedule position.
+
+    What a replay from this point needs; anything that writes proofs with ProofWriter builds them here.
+    """
+    tensors = {MODEL_PREFIX + k: v for k, v in state_tensors(model).items()}
+    named = dict(model.named_parameters())
     for name in names:
-        for key, value in state.optimizer.state.get(named[name], {}).items():
+        for key, value in optimizer.state.get(named[name], {}).items():
             if torch.is_tensor(value):
                 tensors[f"{OPTIMIZER_PREFIX}{key}/{name}"] = value.detach().clone()
     tensors[RNG_CPU] = torch.get_rng_state()
-    if state.config.device.startswith("cuda"):
-        tensors[RNG_CUDA] = torch.cuda.get_rng_state(state.config.device)
-    per_epoch = state.config.steps_per_epoch(len(state.data))
-    tensors[SCHEDULER_STEP] = torch.tensor(state.step, dtype=torch.int64)
-    tensors[SCHEDULER_LR] = torch.tensor(state.config.lr_at(state.step // per_epoch), dtype=torch.float64)
+    if cuda_device is not None:
+        tensors[RNG_CUDA] = torch.cuda.get_rng_state(cuda_device)
+    tensors[SCHEDULER_STEP] = torch.tensor(step, dtype=torch.int64)
+    tensors[SCHEDULER_LR] = torch.tensor(next_lr, dtype=torch.float64)
     return tensors
 
 
