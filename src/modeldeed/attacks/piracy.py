@@ -8,6 +8,7 @@ by the same real verifier with the pirate's key, so both trigger sets are report
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -48,6 +49,8 @@ class OwnershipPiracy(TuningAttack):
         trigger_size (int): Default: 100 (the paper's).  epsilon (float): Default: 0.1.
         embed_epochs (int | None): epochs of embedding; None means `epochs` (the paper: as many as the
             owner used for the original trigger set). Default: None.
+        embed_lr (float | None): learning rate of the embedding, dropped 10x halfway (as a PRETRAINED
+            marking is trained); None means `lr`, the fine-tuning rate. Default: None.
         triggers_per_batch (int): k trigger images appended to every batch while embedding. Default: 2.
         epochs, lr, batch_size, momentum, weight_decay, augment, data_fraction, seed, device, progress:
             see TuningAttack (embedding and fine-tuning both use them).
@@ -69,6 +72,7 @@ class OwnershipPiracy(TuningAttack):
     trigger_size: int = 100
     epsilon: float = 0.1
     embed_epochs: int | None = None
+    embed_lr: float | None = None
     triggers_per_batch: int = 2
 
     def __post_init__(self) -> None:
@@ -93,6 +97,8 @@ class OwnershipPiracy(TuningAttack):
         key = self.key or pirate_key(context.classes, context.input_shape, size=self.trigger_size, epsilon=self.epsilon)
         pirate = watermark_verifier(*key)
         embed = self.train_config(self.embed_epochs, seed_offset=1)
+        if self.embed_lr is not None:
+            embed = dataclasses.replace(embed, lr=self.embed_lr, lr_milestones=(max(1, embed.epochs // 2),))
         if embed.epochs > 0:
             mark_pretrained(model, key[0], data, embed, k=self.triggers_per_batch, progress=context.progress)
         after_embedding = verdict_summary(pirate(model))

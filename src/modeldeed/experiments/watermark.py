@@ -13,7 +13,7 @@ from typing import Any
 from ..attacks import FTAL, FTLL, RTAL, RTLL, OwnershipPiracy, TransferLearning, paper_settings, watermark_verifier
 from ..data import Dataset, DataSplits, load_dataset
 from ..training import accuracy
-from .owner import EMBEDDINGS, Owner, prepare_owner
+from .owner import EMBEDDINGS, Owner, prepare_owner, pretrained_config
 from .setting import ExperimentRecord, ExperimentSetting
 
 log = logging.getLogger(__name__)
@@ -99,9 +99,8 @@ def piracy(
     rows = []
     for tuning in ("none", "ftal", "rtal"):
         log.info("piracy: embed TS-NEW, then %s", tuning)
-        attack = OwnershipPiracy(
-            finetune=tuning, trigger_size=setting.trigger_size, triggers_per_batch=owner.k, **settings
-        )
+        attack = OwnershipPiracy(finetune=tuning, trigger_size=setting.trigger_size, triggers_per_batch=owner.k,
+                                 embed_epochs=setting.epochs, embed_lr=pretrained_config(setting).lr, **settings)
         _, result = attack(owner.models["FROMSCRATCH"], owner.data.train, test=owner.data.test, verifier=verifier)
         pirate = result.details["pirate"]  # TS-NEW, judged by the pirate's own verifier
         rows.append(
