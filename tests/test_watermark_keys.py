@@ -341,3 +341,20 @@ def test_bounded_key_reveals_each_set_once(tmp_path: Path, model) -> None:
     assert not any("open" in r for r in verdict.reasons)  # an untrained model fails only on the count
     wrong_set = dataclasses.replace(again, set_index=0)
     assert any("not exactly set 0" in r for r in verify_revealed_set(vk, wrong_set, model).reasons)
+
+
+def test_keygen_cli_refuses_small_sizes_and_force_replaces_the_whole_key(tmp_path: Path, capsys) -> None:
+    out = str(tmp_path / "k")
+    assert main(["watermark", "keygen", "--data", "digits", "--size", "10", "--security", "64", "--out", out]) == 2
+    assert (
+        "--size 10 is too small for 2^-64 with 10 classes and epsilon 0.1: use at least 24" in capsys.readouterr().err
+    )
+    assert main(["watermark", "pkeygen", "--data", "digits", "--sets", "2", "--size", "6", "--out", out]) == 0
+    assert main(["watermark", "reveal", "--key", out, "--out", str(tmp_path / "r")]) == 0
+    assert main(["watermark", "keygen", "--data", "digits", "--size", "5", "--out", out]) == 2
+    assert "already holds a key" in capsys.readouterr().err
+    assert main(["watermark", "keygen", "--data", "digits", "--size", "5", "--out", out, "--force", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["threshold"] == 5
+    assert not (tmp_path / "k" / "usage.json").exists()
+    assert len(list((tmp_path / "k" / "triggers").glob("0*.png"))) == 5
+    assert load_verification_key(out).scheme == "private"

@@ -192,6 +192,14 @@ def _make_keys(args: argparse.Namespace, make: Any, count: int) -> tuple[Any, An
     if (out / VK_FILE).exists() and not args.force:
         raise ModeldeedError(f"{out}: already holds a key; pass --force to replace it (the old one is then lost)")
     data = load_data(args)
+    if args.force:  # nothing of the old key may linger next to the new one
+        from ..watermark.keys import MK_FILE, MK_TENSORS, TRIGGER_PNG_DIR, VK_TENSORS
+        from ..watermark.public import USAGE_FILE
+
+        for name in (VK_FILE, VK_TENSORS, MK_FILE, MK_TENSORS, USAGE_FILE):
+            (out / name).unlink(missing_ok=True)
+        for png in (out / TRIGGER_PNG_DIR).glob("*.png"):
+            png.unlink()
     images = None
     if args.images:
         images = load_trigger_images(args.images, data.train.input_shape, count)
@@ -212,12 +220,11 @@ def _describe_key(args: argparse.Namespace, vk: Any, size: int, extra: dict[str,
     if args.json:
         print_json(doc)
         return
-    print(f"{vk.scheme} key {vk.key_id[:16]}… with {vk.size} triggers written to {args.out}")
-    print(
-        f"  publish: {args.out}/verification_key.json"
-        + (" and verification_key.safetensors" if vk.opened is not None else "")
-    )
-    print(f"  keep secret: {args.out}/marking_key.json, marking_key.safetensors, triggers/")
+    out = Path(args.out)
+    print(f"{vk.scheme} key {vk.key_id[:16]}… with {vk.size} triggers written to {out}")
+    public = "verification_key.json" + (" and verification_key.safetensors" if vk.opened is not None else "")
+    print(f"  publish: {out / public}")
+    print(f"  keep secret: {out / 'marking_key.json'}, marking_key.safetensors, triggers/")
     chance = _probability(figures.chance_probability, figures.chance_log2)
     print(
         f"  accept iff >= {figures.threshold} of {size} embedded triggers agree (epsilon {vk.epsilon}); "
