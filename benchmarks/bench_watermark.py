@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shutil
 import statistics
 import sys
@@ -126,6 +127,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    logging.getLogger("modeldeed.watermark.mark").setLevel(logging.ERROR)  # the few-appearances warning is expected
     rows, verifies = [], []
     for name in args.datasets.split(","):
         try:
