@@ -83,9 +83,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     e.add_argument(
         "--triggers-per-batch",
         type=int,
-        default=DEFAULT_TRIGGERS_PER_BATCH,
         metavar="K",
-        help=f"trigger images appended to each batch (default: {DEFAULT_TRIGGERS_PER_BATCH}, the paper's)",
+        help=f"trigger images appended to each batch (default: the paper's {DEFAULT_TRIGGERS_PER_BATCH}, or enough "
+        "to show each trigger about 60 times on small data)",
     )
     e.add_argument("--trust-model-code", action="store_true", help="allow importing a package.module:factory model")
     add_train_options(e)
@@ -288,8 +288,15 @@ def training_hooks(args: argparse.Namespace, data: Any, config: TrainConfig) -> 
 
     key = load_marking_key(args.watermark)
     check_key_fits(key, data.train)
-    hook = TriggerMixingHook.from_key(key, k=args.triggers_per_batch, seed=config.seed)
+    k = args.triggers_per_batch or auto_k(key, data.train, config)
+    hook = TriggerMixingHook.from_key(key, k=k, seed=config.seed)
     return [hook], {"watermark": {"key_id": key.key_id, "mode": "fromscratch", "triggers_per_batch": hook.k}}
+
+
+def auto_k(key: Any, data: Any, config: TrainConfig) -> int:
+    from ..watermark import auto_triggers_per_batch
+
+    return auto_triggers_per_batch(len(key.marking_indices()), config.steps_per_epoch(len(data)) * config.epochs)
 
 
 def marking_summary(hooks: list[Hook], note: dict[str, Any]) -> str | None:
@@ -316,7 +323,8 @@ def run_embed(args: argparse.Namespace) -> int:
     data = load_data(args)
     check_compatible(info, data, args.model_dir)
     key = load_marking_key(args.key)
-    result = mark_pretrained(model, key, data.train, config, k=args.triggers_per_batch, progress=not args.no_progress)
+    k = args.triggers_per_batch or auto_k(key, data.train, config)
+    result = mark_pretrained(model, key, data.train, config, k=k, progress=not args.no_progress)
     test_acc = accuracy(model, data.test)
     extra = dict(info.extra or {})
     extra.update(
@@ -326,7 +334,7 @@ def run_embed(args: argparse.Namespace) -> int:
                 "key_id": key.key_id,
                 "mode": "pretrained",
                 "base_model": str(args.model_dir),
-                "triggers_per_batch": args.triggers_per_batch,
+                "triggers_per_batch": k,
                 "training": config.to_json(),
             },
         }

@@ -18,6 +18,7 @@ from ..training import TrainConfig, accuracy, train
 from ..watermark import (
     MarkingKey,
     VerificationKey,
+    auto_triggers_per_batch,
     keygen,
     load_marking_key,
     load_verification_key,
@@ -30,7 +31,6 @@ from .setting import ExperimentSetting
 log = logging.getLogger(__name__)
 
 EMBEDDINGS = ("No-WM", "FROMSCRATCH", "PRETRAINED")
-PRESENTATIONS = 60  # times each trigger is appended over FROMSCRATCH training, at least
 
 
 @dataclass
@@ -71,15 +71,11 @@ def pretrained_config(setting: ExperimentSetting) -> TrainConfig:
 
 
 def triggers_per_batch(setting: ExperimentSetting, train_size: int) -> int:
-    """k: the paper's 2, or more where a small dataset would show each trigger too rarely.
-
-    In the paper (CIFAR, 500 steps an epoch, k = 2) each trigger is appended hundreds of times; we ask
-    for at least PRESENTATIONS over FROMSCRATCH training (digits: 45 steps an epoch need k = 7).
-    """
+    """k: the setting's, or the paper's 2 raised where a small dataset would show each trigger too rarely."""
     if setting.triggers_per_batch is not None:
         return setting.triggers_per_batch
     steps = -(-train_size // setting.batch_size) * setting.epochs
-    return max(2, -(-PRESENTATIONS * setting.trigger_size // steps))
+    return auto_triggers_per_batch(setting.trigger_size, steps)
 
 
 def experiment_data(setting: ExperimentSetting) -> DataSplits:

@@ -17,7 +17,14 @@ from .keys import (
     save_key_pair,
     save_verification_key,
 )
-from .mark import DEFAULT_TRIGGERS_PER_BATCH, TriggerMixingHook, mark, mark_from_scratch, mark_pretrained
+from .mark import (
+    DEFAULT_TRIGGERS_PER_BATCH,
+    TriggerMixingHook,
+    auto_triggers_per_batch,
+    mark,
+    mark_from_scratch,
+    mark_pretrained,
+)
 from .public import (
     RevealedSet,
     check_public_key,
@@ -50,6 +57,7 @@ __all__ = [
     "RevealedSet",
     "SecurityFigures",
     "TriggerMixingHook",
+    "auto_triggers_per_batch",
     "VerificationKey",
     "WatermarkVerdict",
     "abstract_triggers",

@@ -25,6 +25,20 @@ DEFAULT_TRIGGERS_PER_BATCH = 2  # the paper found k = 2 best
 MIN_VIEWS_PER_TRIGGER = 15  # ~9 appearances left digits' cnn at 76 % trigger accuracy, ~18 reached 100 %
 
 
+TARGET_VIEWS_PER_TRIGGER = 60  # what "auto" aims for: digits' cnn reaches 100 % trigger accuracy well below it
+
+
+def auto_triggers_per_batch(trigger_count: int, total_steps: int, *, views: int = TARGET_VIEWS_PER_TRIGGER) -> int:
+    """k for a run: the paper's 2, or more where a small dataset would show each trigger too rarely.
+
+    In the paper (CIFAR, 500 steps an epoch, k = 2) each trigger is appended hundreds of times; digits has
+    23-45 steps an epoch, where k = 2 shows each trigger a few times only and the watermark does not take.
+    """
+    if total_steps < 1:
+        return DEFAULT_TRIGGERS_PER_BATCH
+    return max(DEFAULT_TRIGGERS_PER_BATCH, -(-views * trigger_count // total_steps))
+
+
 class TriggerMixingHook(Hook):
     """Appends `k` trigger images and their committed labels to every training batch.
 
