@@ -50,10 +50,12 @@ def honest(digits, tmp_path_factory, one_thread):
     config = TrainConfig(epochs=5, batch_size=32, seed=0)
     model = build_model(spec, seed=config.seed)
     directory = tmp_path_factory.mktemp("honest") / "proof"
-    record_training(model, data, config, directory, spec=spec, checkpoint_every=5, init_seed=config.seed,
-                    progress=False)
-    return SimpleNamespace(model=model, spec=spec, data=data, config=config, proof=directory,
-                           test_accuracy=accuracy(model, digits.test))
+    record_training(
+        model, data, config, directory, spec=spec, checkpoint_every=5, init_seed=config.seed, progress=False
+    )
+    return SimpleNamespace(
+        model=model, spec=spec, data=data, config=config, proof=directory, test_accuracy=accuracy(model, digits.test)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +63,15 @@ def reports(honest, tmp_path_factory):
     out = tmp_path_factory.mktemp("spoofs")
     cost = SpoofCost(gradient_evaluations=honest.config.epochs * honest.config.steps_per_epoch(len(honest.data)))
     return {
-        method: spoof_and_verify(make_spoof(method, k=K, progress=False, **SETTINGS[method]), honest.model,
-                                 honest.spec, honest.data, config=honest.config, out=out / method, honest_cost=cost)
+        method: spoof_and_verify(
+            make_spoof(method, k=K, progress=False, **SETTINGS[method]),
+            honest.model,
+            honest.spec,
+            honest.data,
+            config=honest.config,
+            out=out / method,
+            honest_cost=cost,
+        )
         for method in SPOOFS
     }
 
@@ -77,8 +86,14 @@ def test_honest_proof_passes_reference_and_hardened(honest):
     hardened = verify_proof(honest.proof, honest.data, hardened_policy())
     assert hardened.accepted, hardened.reasons
     names = {c.name for c in hardened.checks}
-    assert {"batch_order", "initialisation_seed", "random_intervals", "dataset_membership", "relative_error",
-            "update_profile"} <= names
+    assert {
+        "batch_order",
+        "initialisation_seed",
+        "random_intervals",
+        "dataset_membership",
+        "relative_error",
+        "update_profile",
+    } <= names
     summary = VerdictSummary.of(hardened)
     assert summary.max_relative_error == 0.0  # the same machine replays an honest proof bit for bit
     assert all(v == 0.0 for v in summary.max_normalised_error.values())
@@ -187,8 +202,9 @@ def test_sort_trick_initialisation_passes_the_ks_test(honest):
 
 def test_an_adaptive_spoof_with_the_honest_seed_is_still_rejected(honest, tmp_path):
     spoof = make_spoof("infinitesimal", k=K, w0="seed", seed=honest.config.seed, progress=False)
-    report = spoof_and_verify(spoof, honest.model, honest.spec, honest.data, config=honest.config,
-                              out=tmp_path / "proof")
+    report = spoof_and_verify(
+        spoof, honest.model, honest.spec, honest.data, config=honest.config, out=tmp_path / "proof"
+    )
     assert report.reference.accepted
     failed = set(report.hardened.failed())
     assert "initialisation_seed" not in failed

@@ -84,8 +84,12 @@ def test_membership_proof_json_round_trip_and_malformed():
     tree = MerkleTree(leaves(6))
     proof = tree.prove(4)
     assert MembershipProof.from_json(proof.to_json()) == proof
-    for bad in ({"index": 7, "size": 6, "siblings": []}, {"index": 0, "size": 1, "siblings": ["zz"]}, [],
-                {"index": True, "size": 2, "siblings": []}):
+    for bad in (
+        {"index": 7, "size": 6, "siblings": []},
+        {"index": 0, "size": 1, "siblings": ["zz"]},
+        [],
+        {"index": True, "size": 2, "siblings": []},
+    ):
         with pytest.raises(ValueError):
             MembershipProof.from_json(bad)
 
@@ -117,13 +121,27 @@ def test_statement_opens_only_with_its_seed_and_nonce(digits, tmp_path):
 
 def test_statement_loader_names_the_problem(tmp_path):
     path = tmp_path / "statement.json"
-    path.write_text('{"format": "modeldeed.pol-statement", "version": 1, "dataset": "d", "samples": 3, '
-                    '"sample_shape": [1, 8, 8], "merkle_root": "xyz", "seed_commitment": "' + "0" * 64 + '"}')
+    path.write_text(
+        '{"format": "modeldeed.pol-statement", "version": 1, "dataset": "d", "samples": 3, '
+        '"sample_shape": [1, 8, 8], "merkle_root": "xyz", "seed_commitment": "' + "0" * 64 + '"}'
+    )
     with pytest.raises(FormatError, match="merkle_root"):
         load_statement(path)
-    assert TrainingStatement.from_json(
-        {"format": "modeldeed.pol-statement", "version": 1, "dataset": "d", "samples": 3,
-         "sample_shape": [1, 8, 8], "merkle_root": "0" * 64, "seed_commitment": "1" * 64}, "x").samples == 3
+    assert (
+        TrainingStatement.from_json(
+            {
+                "format": "modeldeed.pol-statement",
+                "version": 1,
+                "dataset": "d",
+                "samples": 3,
+                "sample_shape": [1, 8, 8],
+                "merkle_root": "0" * 64,
+                "seed_commitment": "1" * 64,
+            },
+            "x",
+        ).samples
+        == 3
+    )
 
 
 # ------------------------------------------------------------------------------------------- Fiat-Shamir
@@ -176,10 +194,12 @@ def test_needed_gradient_makes_the_momentum_step_land_on_the_target(tiny, digits
 def test_craft_noise_lowers_the_gradient_and_respects_lambda(tiny, digits):
     _, model = tiny
     x, y = digits.train.x[:16], digits.train.y[:16]
-    before = sum(float((g ** 2).sum()) for g in torch.autograd.grad(F.cross_entropy(model(x), y),
-                                                                    list(model.parameters())))
-    inputs, gap, noise, evaluations = craft_noise(model, x, y, None, lam=0.1, iterations=10, rounds=1,
-                                                  tolerance_grad=1e-9)
+    before = sum(
+        float((g**2).sum()) for g in torch.autograd.grad(F.cross_entropy(model(x), y), list(model.parameters()))
+    )
+    inputs, gap, noise, evaluations = craft_noise(
+        model, x, y, None, lam=0.1, iterations=10, rounds=1, tolerance_grad=1e-9
+    )
     assert evaluations > 1 and gap < before and noise > 0
     assert float(inputs.min()) >= 0.0 and float(inputs.max()) <= 1.0
     _, _, heavy_noise, _ = craft_noise(model, x, y, None, lam=1e6, iterations=10, rounds=1, tolerance_grad=1e-9)

@@ -98,8 +98,9 @@ def cost_ratio(spoof: SpoofCost, honest: SpoofCost) -> dict[str, float | None]:
     return {"gradient_evaluations": grads, "wall_time": wall}
 
 
-def honest_training_cost(spec: ModelSpec, data: Dataset, config: TrainConfig, *, measure_steps: int | None = None,
-                         trust_code: bool = False) -> SpoofCost:
+def honest_training_cost(
+    spec: ModelSpec, data: Dataset, config: TrainConfig, *, measure_steps: int | None = None, trust_code: bool = False
+) -> SpoofCost:
     """What training `spec` on `data` with `config` costs: epochs × steps-per-epoch gradient evaluations.
 
     The wall time is measured by training for real; with `measure_steps`, only that many steps are timed and
@@ -129,8 +130,9 @@ def state_of(model: nn.Module) -> dict[str, torch.Tensor]:
     return {name: t.detach().clone() for name, t in model.state_dict().items()}
 
 
-def sorted_initialisation(final: nn.Module, spec: ModelSpec, *, seed: int, alpha: float = 0.01,
-                          max_draws: int = 20, trust_code: bool = False) -> tuple[dict[str, torch.Tensor], int]:
+def sorted_initialisation(
+    final: nn.Module, spec: ModelSpec, *, seed: int, alpha: float = 0.01, max_draws: int = 20, trust_code: bool = False
+) -> tuple[dict[str, torch.Tensor], int]:
     """Zhang et al.'s W0: a fresh draw from the declared initialisation, sorted into W_T's rank order.
 
     Every floating-point tensor of a fresh `build_model(spec)` is sorted and its values placed so that the
@@ -169,8 +171,9 @@ def initialisation_pvalues(model: nn.Module) -> dict[str, float]:
     return out
 
 
-def interpolate_state(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor],
-                      fraction: float) -> dict[str, torch.Tensor]:
+def interpolate_state(
+    a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], fraction: float
+) -> dict[str, torch.Tensor]:
     """a + fraction·(b - a) for floating tensors (b itself at fraction 1); integer buffers come from the nearer end."""
     if fraction >= 1.0:
         return {name: t.detach().clone() for name, t in b.items()}
@@ -267,11 +270,17 @@ class SpoofResult:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"method": self.method, "parameters": self.parameters, "cost": self.cost.to_json(),
-                "steps": self.trajectory.total_steps, "k": self.trajectory.k,
-                "modified_samples": self.trajectory.modified_samples,
-                "modified_steps": self.trajectory.modified_steps,
-                "declared_training": self.trajectory.config.to_json(), "details": self.details}
+        return {
+            "method": self.method,
+            "parameters": self.parameters,
+            "cost": self.cost.to_json(),
+            "steps": self.trajectory.total_steps,
+            "k": self.trajectory.k,
+            "modified_samples": self.trajectory.modified_samples,
+            "modified_steps": self.trajectory.modified_steps,
+            "declared_training": self.trajectory.config.to_json(),
+            "details": self.details,
+        }
 
 
 # ------------------------------------------------------------------------------------------------ planning
@@ -304,8 +313,12 @@ def checkpoint_steps(total: int, k: int) -> list[int]:
     return steps + [total] if not steps or steps[-1] != total else steps
 
 
-def absolute_thresholds(model: nn.Module, states: list[Mapping[str, torch.Tensor]], delta: Mapping[str, float],
-                        d_ref: Mapping[str, float] | None) -> dict[str, float]:
+def absolute_thresholds(
+    model: nn.Module,
+    states: list[Mapping[str, torch.Tensor]],
+    delta: Mapping[str, float],
+    d_ref: Mapping[str, float] | None,
+) -> dict[str, float]:
     """delta (normalised, as `VerificationPolicy` takes it) times d_ref: calibrated, or the verifier's own
     estimate at the given states (the smallest, to be safe)."""
     if d_ref is not None:
@@ -314,9 +327,17 @@ def absolute_thresholds(model: nn.Module, states: list[Mapping[str, torch.Tensor
     return {m: v * min(e[m] for e in estimates) for m, v in delta.items()}
 
 
-def plan_epochs(model: nn.Module, w0: Mapping[str, torch.Tensor], wt: Mapping[str, torch.Tensor],
-                thresholds: Mapping[str, float], *, margin: float, k: int, steps_per_epoch: int,
-                max_epochs: int = 1 << 16) -> int:
+def plan_epochs(
+    model: nn.Module,
+    w0: Mapping[str, torch.Tensor],
+    wt: Mapping[str, torch.Tensor],
+    thresholds: Mapping[str, float],
+    *,
+    margin: float,
+    k: int,
+    steps_per_epoch: int,
+    max_epochs: int = 1 << 16,
+) -> int:
     """The fewest epochs whose straight-line checkpoints are within margin·threshold of each other in every metric.
 
     Consecutive interpolated checkpoints are 1/n of d(W0, W_T) apart in l1, l2 and linf; the cosine distance
@@ -379,8 +400,9 @@ class SpoofContext:
         index = torch.from_numpy(np.asarray(indices, dtype=np.int64))
         return self.data.x[index].to(self.device), self.data.y[index].to(self.device)
 
-    def train_step(self, model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor,
-                   labels: torch.Tensor, lr: float) -> None:
+    def train_step(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, labels: torch.Tensor, lr: float
+    ) -> None:
         sgd_step(model, optimizer, inputs, labels, lr)
         self.cost.training_steps += 1
         self.cost.gradient_evaluations += len(labels) / self.config.batch_size
@@ -464,16 +486,24 @@ class ProofSpoof:
 
     def declared_config(self, claimed: TrainConfig, epochs: int) -> TrainConfig:
         return dataclasses.replace(
-            claimed, epochs=epochs, seed=self.seed, lr_milestones=(), augment=False, device=self.device,
-            batch_size=self.batch_size or claimed.batch_size, lr=self.lr if self.lr is not None else claimed.lr)
+            claimed,
+            epochs=epochs,
+            seed=self.seed,
+            lr_milestones=(),
+            augment=False,
+            device=self.device,
+            batch_size=self.batch_size or claimed.batch_size,
+            lr=self.lr if self.lr is not None else claimed.lr,
+        )
 
     def run(self, context: SpoofContext, trajectory: SpoofedTrajectory) -> None:
         """Fill `trajectory.steps` and `trajectory.checkpoints`; count work in `context.cost`."""
         raise NotImplementedError
 
     @final
-    def __call__(self, final_model: nn.Module, spec: ModelSpec, data: Dataset, *, config: TrainConfig,
-                 trust_code: bool = False) -> SpoofResult:
+    def __call__(
+        self, final_model: nn.Module, spec: ModelSpec, data: Dataset, *, config: TrainConfig, trust_code: bool = False
+    ) -> SpoofResult:
         """Forge a proof that `final_model` (left unchanged) was trained on `data`, claiming `config`.
 
         `spec` must build `final_model`'s architecture: W0 is drawn from its initialisation.
@@ -489,19 +519,42 @@ class ProofSpoof:
         thresholds = absolute_thresholds(final_model, [w0, wt], self.delta, self.d_ref)
         probe = self.declared_config(config, 1)
         per_epoch = probe.steps_per_epoch(len(data))
-        epochs = self.epochs or plan_epochs(final_model, w0, wt, thresholds, margin=self.margin, k=self.k,
-                                            steps_per_epoch=per_epoch)
+        epochs = self.epochs or plan_epochs(
+            final_model, w0, wt, thresholds, margin=self.margin, k=self.k, steps_per_epoch=per_epoch
+        )
         declared = self.declared_config(config, epochs)
-        context = SpoofContext(final_model, spec, data, declared, self.k, w0, wt, thresholds, cost,
-                               np.random.default_rng([self.seed, 0x5B00F]), self.device, self.progress)
+        context = SpoofContext(
+            final_model,
+            spec,
+            data,
+            declared,
+            self.k,
+            w0,
+            wt,
+            thresholds,
+            cost,
+            np.random.default_rng([self.seed, 0x5B00F]),
+            self.device,
+            self.progress,
+        )
         trajectory = SpoofedTrajectory(spec, declared, self.k, data, copy.deepcopy(final_model))
         d0 = distances(flat_state(final_model, w0), flat_state(final_model, wt))
-        log.info("%s: W0 (%s), d(W0, W_T) = %s; %d epochs of %d steps, k = %d", self.name, self.w0,
-                 {m: round(v, 4) for m, v in d0.items()}, epochs, per_epoch, self.k)
+        log.info(
+            "%s: W0 (%s), d(W0, W_T) = %s; %d epochs of %d steps, k = %d",
+            self.name,
+            self.w0,
+            {m: round(v, 4) for m, v in d0.items()},
+            epochs,
+            per_epoch,
+            self.k,
+        )
         self.run(context, trajectory)
         cost.wall_seconds = time.perf_counter() - started
-        details = {"w0": {"method": self.w0, "draws": draws, "distance_to_final": d0},
-                   "thresholds": thresholds, **context.details}
+        details = {
+            "w0": {"method": self.w0, "draws": draws, "distance_to_final": d0},
+            "thresholds": thresholds,
+            **context.details,
+        }
         return SpoofResult(self.name, self.parameters(), trajectory, cost, details)
 
 

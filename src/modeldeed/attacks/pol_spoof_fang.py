@@ -108,17 +108,18 @@ class BlindfoldTopQ(ProofSpoof):
             epochs.setdefault(start // per_epoch, []).append((start, end))
         crowded = [e for e, group in epochs.items() if len(group) <= self.q]
         if crowded:
-            raise ModeldeedError(f"{self.name}: epoch {crowded[0]} has {len(epochs[crowded[0]])} intervals, not more "
-                                 f"than q = {self.q}; declare a smaller batch size or k")
+            raise ModeldeedError(
+                f"{self.name}: epoch {crowded[0]} has {len(epochs[crowded[0]])} intervals, not more "
+                f"than q = {self.q}; declare a smaller batch size or k"
+            )
         model = context.fresh_model()
-        bar = progress_bar(sum(min(self.q, len(v)) * context.k for v in epochs.values()), self.name,
-                           context.progress)
+        bar = progress_bar(sum(min(self.q, len(v)) * context.k for v in epochs.values()), self.name, context.progress)
         largest = 0
         sizes: list[dict[str, float]] = []
         try:
             for epoch in sorted(epochs):
                 group = epochs[epoch]
-                honest, rest = group[: self.q], group[self.q:]
+                honest, rest = group[: self.q], group[self.q :]
                 start_state = context.anchor(group[0][0])
                 model.load_state_dict(start_state)
                 optimizer = make_optimizer(model.parameters(), config)
@@ -149,17 +150,30 @@ class BlindfoldTopQ(ProofSpoof):
                     for step in range(start, end):
                         trajectory.steps.append(SpoofStep(context.step_indices(step), config.lr_at(step // per_epoch)))
                     fake_sizes.append(distances(flat_state(model, a), flat_state(model, b)))
-                if all(min(h[m] for h in honest_sizes) > max((f[m] for f in fake_sizes), default=0.0)
-                       for m in METRICS if m in self.delta):
+                if all(
+                    min(h[m] for h in honest_sizes) > max((f[m] for f in fake_sizes), default=0.0)
+                    for m in METRICS
+                    if m in self.delta
+                ):
                     largest += 1
-                sizes.append({"honest_min_l2": min(h["l2"] for h in honest_sizes),
-                              "interpolated_max_l2": max((f["l2"] for f in fake_sizes), default=0.0)})
+                sizes.append(
+                    {
+                        "honest_min_l2": min(h["l2"] for h in honest_sizes),
+                        "interpolated_max_l2": max((f["l2"] for f in fake_sizes), default=0.0),
+                    }
+                )
         finally:
             if bar is not None:
                 bar.close()
         trajectory.checkpoints.append(SpoofCheckpoint(total, context.anchor(total), zero_momentum(model)))
-        context.details.update({"intervals": len(intervals), "epochs": len(epochs), "honest_are_largest": largest,
-                                "update_sizes": sizes})
+        context.details.update(
+            {"intervals": len(intervals), "epochs": len(epochs), "honest_are_largest": largest, "update_sizes": sizes}
+        )
         if largest < len(epochs):
-            log.warning("%s: in %d of %d epochs an interpolated update is not smaller than every honest one; "
-                        "declare a smaller batch size or more epochs", self.name, len(epochs) - largest, len(epochs))
+            log.warning(
+                "%s: in %d of %d epochs an interpolated update is not smaller than every honest one; "
+                "declare a smaller batch size or more epochs",
+                self.name,
+                len(epochs) - largest,
+                len(epochs),
+            )

@@ -53,8 +53,13 @@ def checkpoint_tensors(trajectory: SpoofedTrajectory, checkpoint: SpoofCheckpoin
     if moving and config.momentum:
         load_momentum(optimizer, model, checkpoint.momentum)
     per_epoch = config.steps_per_epoch(len(trajectory.dataset))
-    return training_state(model, optimizer, trained_parameter_names(trajectory), checkpoint.step,
-                          config.lr_at(checkpoint.step // per_epoch))
+    return training_state(
+        model,
+        optimizer,
+        trained_parameter_names(trajectory),
+        checkpoint.step,
+        config.lr_at(checkpoint.step // per_epoch),
+    )
 
 
 def step_record(writer: ProofWriter, trajectory: SpoofedTrajectory, step: SpoofStep) -> StepRecord:

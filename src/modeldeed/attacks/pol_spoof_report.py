@@ -64,17 +64,28 @@ class VerdictSummary:
             if "l2" in interval.error:
                 value = relative(interval.error["l2"], interval.update["l2"])
                 rel = value if rel is None else max(rel, value)
-        return cls(verdict.accepted, {c.name: c.status for c in verdict.checks}, verdict.reasons,
-                   len(verdict.intervals), errors, rel)
+        return cls(
+            verdict.accepted,
+            {c.name: c.status for c in verdict.checks},
+            verdict.reasons,
+            len(verdict.intervals),
+            errors,
+            rel,
+        )
 
     def failed(self) -> list[str]:
         return [name for name, status in self.checks.items() if status == "failed"]
 
     def to_json(self) -> dict[str, Any]:
-        return {"accepted": self.accepted, "checks": self.checks, "failed": self.failed(),
-                "reasons": list(self.reasons), "replayed_intervals": self.replayed,
-                "max_normalised_error": self.max_normalised_error,
-                "max_relative_error": _finite(self.max_relative_error)}
+        return {
+            "accepted": self.accepted,
+            "checks": self.checks,
+            "failed": self.failed(),
+            "reasons": list(self.reasons),
+            "replayed_intervals": self.replayed,
+            "max_normalised_error": self.max_normalised_error,
+            "max_relative_error": _finite(self.max_relative_error),
+        }
 
 
 def _finite(value: float | None) -> float | str | None:
@@ -100,18 +111,34 @@ class SpoofReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "format": "modeldeed.pol-spoof", "version": 1, "method": self.method, "proof": self.proof,
-            "proof_id": self.proof_id, "spoof": self.spoof.to_json(),
+            "format": "modeldeed.pol-spoof",
+            "version": 1,
+            "method": self.method,
+            "proof": self.proof,
+            "proof_id": self.proof_id,
+            "spoof": self.spoof.to_json(),
             "honest_cost": None if self.honest_cost is None else self.honest_cost.to_json(),
-            "cost_ratio": self.cost_ratio, "reference": self.reference.to_json(),
-            "hardened": None if self.hardened is None else self.hardened.to_json(), **self.extra,
+            "cost_ratio": self.cost_ratio,
+            "reference": self.reference.to_json(),
+            "hardened": None if self.hardened is None else self.hardened.to_json(),
+            **self.extra,
         }
 
 
-def spoof_and_verify(spoof: ProofSpoof, model: nn.Module, spec: ModelSpec, data: Dataset, *, config: TrainConfig,
-                     out: str | Path, reference: VerificationPolicy | None = None,
-                     harden: bool = True, hardening: Hardening | None = None,
-                     honest_cost: SpoofCost | None = None, trust_code: bool = False) -> SpoofReport:
+def spoof_and_verify(
+    spoof: ProofSpoof,
+    model: nn.Module,
+    spec: ModelSpec,
+    data: Dataset,
+    *,
+    config: TrainConfig,
+    out: str | Path,
+    reference: VerificationPolicy | None = None,
+    harden: bool = True,
+    hardening: Hardening | None = None,
+    honest_cost: SpoofCost | None = None,
+    trust_code: bool = False,
+) -> SpoofReport:
     """Forge a proof for `model` into `out`, verify it with the reference and the hardened policy.
 
     `reference` defaults to `VerificationPolicy()` (top-Q = 2 by update size, the default calibrated

@@ -87,8 +87,9 @@ def trainable(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def needed_gradient(model: nn.Module, optimizer: torch.optim.Optimizer, target: list[torch.Tensor],
-                    lr: float) -> list[torch.Tensor]:
+def needed_gradient(
+    model: nn.Module, optimizer: torch.optim.Optimizer, target: list[torch.Tensor], lr: float
+) -> list[torch.Tensor]:
     """g* = (W - W*)/lr - mu·buf - wd·W: the loss gradient that makes the next `sgd_step` land on `target`."""
     group = optimizer.param_groups[0]
     mu, wd = float(group["momentum"]), float(group["weight_decay"])
@@ -103,9 +104,18 @@ def needed_gradient(model: nn.Module, optimizer: torch.optim.Optimizer, target: 
     return out
 
 
-def craft_noise(model: nn.Module, x: torch.Tensor, y: torch.Tensor, target: list[torch.Tensor] | None, *,
-                lam: float, iterations: int, rounds: int, tolerance_grad: float,
-                on_evaluation: object = None) -> tuple[torch.Tensor, float, float, int]:
+def craft_noise(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    target: list[torch.Tensor] | None,
+    *,
+    lam: float,
+    iterations: int,
+    rounds: int,
+    tolerance_grad: float,
+    on_evaluation: object = None,
+) -> tuple[torch.Tensor, float, float, int]:
     """Optimise R for `min ||grad_W CE(f(clamp(x+R)), y) - target||^2 + lam ||R||^2` with L-BFGS.
 
     `target` None means a zero gradient. Returns (clamped inputs, gradient gap, ||R||^2, objective evaluations).
@@ -187,12 +197,20 @@ class ZhangSpoof(ProofSpoof):
             raise ModeldeedError(f"{self.name}: lam must be >= 0, got {self.lam}")
 
     # -- what differs between the attacks
-    def checkpoint_momentum(self, context: SpoofContext, model: nn.Module, start: int, end: int,
-                            lr: float) -> dict[str, torch.Tensor]:
+    def checkpoint_momentum(
+        self, context: SpoofContext, model: nn.Module, start: int, end: int, lr: float
+    ) -> dict[str, torch.Tensor]:
         return zero_momentum(model)
 
-    def step_target(self, context: SpoofContext, model: nn.Module, start_state: list[torch.Tensor],
-                    end_state: list[torch.Tensor], j: int, steps: int) -> list[torch.Tensor]:
+    def step_target(
+        self,
+        context: SpoofContext,
+        model: nn.Module,
+        start_state: list[torch.Tensor],
+        end_state: list[torch.Tensor],
+        j: int,
+        steps: int,
+    ) -> list[torch.Tensor]:
         raise NotImplementedError
 
     def slices(self, steps: int) -> list[range]:
@@ -232,8 +250,9 @@ class ZhangSpoof(ProofSpoof):
                         gaps.append(batch.gradient_gap)
                         noises.append(batch.noise)
                         inputs, labels = step.batch(context.data)
-                        context.train_step(model, optimizer, inputs.to(context.device), labels.to(context.device),
-                                           step_lr)
+                        context.train_step(
+                            model, optimizer, inputs.to(context.device), labels.to(context.device), step_lr
+                        )
                         if bar is not None:
                             bar.update(1)
                 self_check.append(distances(flat_parameters(model), flat_state(model, end_state)))
@@ -241,17 +260,33 @@ class ZhangSpoof(ProofSpoof):
             if bar is not None:
                 bar.close()
         trajectory.checkpoints.append(SpoofCheckpoint(total, context.anchor(total), zero_momentum(model)))
-        context.details.update({
-            "gradient_gap": summary(gaps), "noise": summary(noises),
-            "self_check": {m: max(e[m] for e in self_check) for m in self_check[0]} if self_check else {},
-            "intervals": len(marks) - 1,
-        })
-        log.info("%s: %d crafted batches, %d retries, %d over the thresholds", self.name, cost.crafted_batches,
-                 cost.retries, cost.batches_over_threshold)
+        context.details.update(
+            {
+                "gradient_gap": summary(gaps),
+                "noise": summary(noises),
+                "self_check": {m: max(e[m] for e in self_check) for m in self_check[0]} if self_check else {},
+                "intervals": len(marks) - 1,
+            }
+        )
+        log.info(
+            "%s: %d crafted batches, %d retries, %d over the thresholds",
+            self.name,
+            cost.crafted_batches,
+            cost.retries,
+            cost.batches_over_threshold,
+        )
 
-    def craft(self, context: SpoofContext, model: nn.Module, optimizer: torch.optim.Optimizer,
-              start_params: list[torch.Tensor], end_params: list[torch.Tensor], start: int, group: range,
-              steps: int) -> list[Crafted]:
+    def craft(
+        self,
+        context: SpoofContext,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        start_params: list[torch.Tensor],
+        end_params: list[torch.Tensor],
+        start: int,
+        group: range,
+        steps: int,
+    ) -> list[Crafted]:
         """Craft the batches of the steps in `group` (one optimisation problem); return one per step."""
         config, cost = context.config, context.cost
         base = [context.step_indices(start + j) for j in group]
@@ -265,12 +300,22 @@ class ZhangSpoof(ProofSpoof):
         best: tuple[float, torch.Tensor, torch.Tensor, np.ndarray, float, float] | None = None
         accepted = False
         for attempt in range(self.retries):
-            indices = np.concatenate(base) if attempt == 0 else context.rng.choice(
-                len(context.data), size=sum(sizes), replace=sum(sizes) > len(context.data))
+            indices = (
+                np.concatenate(base)
+                if attempt == 0
+                else context.rng.choice(len(context.data), size=sum(sizes), replace=sum(sizes) > len(context.data))
+            )
             x, y = context.batch(indices)
             inputs, gap, noise, evaluations = craft_noise(
-                model, x, y, target, lam=self.lam, iterations=self.iterations, rounds=self.rounds,
-                tolerance_grad=self.tolerance_grad)
+                model,
+                x,
+                y,
+                target,
+                lam=self.lam,
+                iterations=self.iterations,
+                rounds=self.rounds,
+                tolerance_grad=self.tolerance_grad,
+            )
             cost.objective_evaluations += evaluations
             cost.gradient_evaluations += 2.0 * evaluations * len(y) / config.batch_size
             if attempt:
@@ -290,8 +335,9 @@ class ZhangSpoof(ProofSpoof):
         offset = 0
         for size in sizes:
             part = slice(offset, offset + size)
-            out.append(Crafted(inputs[part].detach(), y[part].detach(), np.asarray(indices[part]), gap, noise,
-                               accepted))
+            out.append(
+                Crafted(inputs[part].detach(), y[part].detach(), np.asarray(indices[part]), gap, noise, accepted)
+            )
             offset += size
         return out
 
@@ -329,16 +375,24 @@ class ZhangAttack1(ZhangSpoof):
     noise_threshold: float = 500.0
     retries: int = 1
 
-    def checkpoint_momentum(self, context: SpoofContext, model: nn.Module, start: int, end: int,
-                            lr: float) -> dict[str, torch.Tensor]:
+    def checkpoint_momentum(
+        self, context: SpoofContext, model: nn.Module, start: int, end: int, lr: float
+    ) -> dict[str, torch.Tensor]:
         if not context.config.momentum:
             return zero_momentum(model)
         a, b = context.anchor(start), context.anchor(end)
         steps = max(end - start, 1)
         return {n: -(b[n] - a[n]) / (steps * lr) for n, p in model.named_parameters() if p.requires_grad}
 
-    def step_target(self, context: SpoofContext, model: nn.Module, start_state: list[torch.Tensor],
-                    end_state: list[torch.Tensor], j: int, steps: int) -> list[torch.Tensor]:
+    def step_target(
+        self,
+        context: SpoofContext,
+        model: nn.Module,
+        start_state: list[torch.Tensor],
+        end_state: list[torch.Tensor],
+        j: int,
+        steps: int,
+    ) -> list[torch.Tensor]:
         fraction = (j + 1) / steps
         return [a + fraction * (b - a) for a, b in zip(start_state, end_state)]
 
@@ -349,8 +403,15 @@ class ZhangAttack2(ZhangSpoof):
 
     name: ClassVar[str] = "zhang2"
 
-    def step_target(self, context: SpoofContext, model: nn.Module, start_state: list[torch.Tensor],
-                    end_state: list[torch.Tensor], j: int, steps: int) -> list[torch.Tensor]:
+    def step_target(
+        self,
+        context: SpoofContext,
+        model: nn.Module,
+        start_state: list[torch.Tensor],
+        end_state: list[torch.Tensor],
+        j: int,
+        steps: int,
+    ) -> list[torch.Tensor]:
         return start_state
 
 

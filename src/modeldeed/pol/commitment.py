@@ -26,6 +26,7 @@ from ..validation import Fields
 from .merkle import MerkleTree
 
 STATEMENT_FORMAT = "modeldeed.pol-statement"
+OPENING_FORMAT = "modeldeed.pol-seed-opening"
 SEED_TAG = b"modeldeed/pol-seed/v1\x00"
 NONCE_BYTES = 32
 _HEX = r"[0-9a-f]{64}"
@@ -101,6 +102,22 @@ class TrainingStatement:
         return hmac.compare_digest(expected.hex(), self.seed_commitment)
 
 
+@dataclass(frozen=True)
+class CarriedStatement:
+    """What a proof carries (proof.json field `statement`): the owner's statement and its seed opening."""
+
+    statement: TrainingStatement
+    opening: SeedOpening
+
+    def to_json(self) -> dict[str, Any]:
+        return {"statement": self.statement.to_json(), "opening": self.opening.to_json()}
+
+    @classmethod
+    def from_fields(cls, fields: Fields) -> CarriedStatement:
+        statement = TrainingStatement.from_json(fields.object("statement").obj, f"{fields.source} ({fields.prefix})")
+        return cls(statement, SeedOpening.from_fields(fields.object("opening")))
+
+
 def dataset_root(data: Dataset) -> str:
     """The Merkle root (hex) over the exact samples of `data`, in dataset order."""
     return MerkleTree.from_samples(data.x, data.y).root.hex()
@@ -113,6 +130,19 @@ def make_statement(data: Dataset, seed: int, *, nonce: bytes | None = None) -> t
         data.name, len(data), data.input_shape, dataset_root(data), seed_commitment(seed, nonce).hex()
     )
     return statement, SeedOpening(seed, nonce.hex())
+
+
+def save_opening(path: str | Path, opening: SeedOpening) -> Path:
+    path = Path(path)
+    write_json_atomic(path, {"format": OPENING_FORMAT, "version": 1, **opening.to_json()})
+    return path
+
+
+def load_opening(path: str | Path) -> SeedOpening:
+    path = Path(path)
+    fields = Fields(read_json_object(path), path)
+    fields.expect_format(OPENING_FORMAT)
+    return SeedOpening.from_fields(fields)
 
 
 def save_statement(path: str | Path, statement: TrainingStatement) -> Path:

@@ -65,8 +65,13 @@ def fiat_shamir_index(proof_id: str, label: int, counter: int, bound: int) -> in
     limit = (1 << 256) - (1 << 256) % bound  # reject the top sliver so every residue is equally likely
     attempt = 0
     while True:
-        digest = hashlib.sha256(FIAT_SHAMIR_TAG + bytes.fromhex(proof_id) + label.to_bytes(8, "big")
-                                + counter.to_bytes(8, "big") + attempt.to_bytes(8, "big")).digest()
+        digest = hashlib.sha256(
+            FIAT_SHAMIR_TAG
+            + bytes.fromhex(proof_id)
+            + label.to_bytes(8, "big")
+            + counter.to_bytes(8, "big")
+            + attempt.to_bytes(8, "big")
+        ).digest()
         value = int.from_bytes(digest, "big")
         if value < limit:
             return value % bound
@@ -93,8 +98,10 @@ def top_q_and_fiat_shamir(per_epoch: int):  # type: ignore[no-untyped-def]
     from .intervals import top_q_per_epoch
 
     def select(intervals: Sequence[IntervalInfo], q: int, metrics: Sequence[str], proof_id: str) -> list[int]:
-        return sorted(set(top_q_per_epoch(intervals, q, metrics, proof_id))
-                      | set(fiat_shamir_intervals(intervals, per_epoch, proof_id)))
+        return sorted(
+            set(top_q_per_epoch(intervals, q, metrics, proof_id))
+            | set(fiat_shamir_intervals(intervals, per_epoch, proof_id))
+        )
 
     select.__name__ = f"top_q_and_fiat_shamir_{per_epoch}"
     return select
@@ -106,7 +113,7 @@ def top_q_and_fiat_shamir(per_epoch: int):  # type: ignore[no-untyped-def]
 def carried_statement(ctx: VerificationContext) -> tuple[TrainingStatement | None, SeedOpening | None]:
     """The statement and seed opening the proof carries (proof.json field `statement`), if any."""
     carried = getattr(ctx.proof.header, "statement", None)
-    if not carried:
+    if carried is None:
         return None, None
     return carried.statement, carried.opening
 
@@ -123,19 +130,25 @@ class InitialisationSeed:
         seed = header.initialisation.get("seed")
         problems = []
         if seed is None:
-            return CheckResult("initialisation_seed", "failed",
-                               ("the proof declares no initialisation seed, so W_0 cannot be recomputed",))
+            return CheckResult(
+                "initialisation_seed",
+                "failed",
+                ("the proof declares no initialisation seed, so W_0 cannot be recomputed",),
+            )
         if seed != header.config.seed:
-            problems.append(f"the initialisation seed {seed} is not the batch-order seed {header.config.seed}: "
-                            "both must follow from the one committed seed")
+            problems.append(
+                f"the initialisation seed {seed} is not the batch-order seed {header.config.seed}: "
+                "both must follow from the one committed seed"
+            )
         if self.statement is not None:
             carried, opening = carried_statement(ctx)
             if carried is None or opening is None:
                 problems.append("the proof carries no training statement and seed opening")
             else:
                 if carried.id != self.statement.id:
-                    problems.append(f"the proof carries statement {carried.id[:16]}..., not the trusted "
-                                    f"{self.statement.id[:16]}...")
+                    problems.append(
+                        f"the proof carries statement {carried.id[:16]}..., not the trusted {self.statement.id[:16]}..."
+                    )
                 if opening.seed != seed:
                     problems.append(f"the opened seed {opening.seed} is not the declared seed {seed}")
                 if not self.statement.opens(opening):
@@ -145,11 +158,16 @@ class InitialisationSeed:
         except ModeldeedError as exc:
             return CheckResult("initialisation_seed", "failed", (f"cannot build the declared model: {exc}",))
         stored = ctx.store.checkpoint(0)
-        differ = [name for name, value in expected.items()
-                  if not torch.equal(stored.get(MODEL_PREFIX + name, torch.empty(0)), value)]
+        differ = [
+            name
+            for name, value in expected.items()
+            if not torch.equal(stored.get(MODEL_PREFIX + name, torch.empty(0)), value)
+        ]
         if differ:
-            problems.append(f"W_0 is not the initialisation of seed {seed}: tensors {differ[:3]}"
-                            f"{' ...' if len(differ) > 3 else ''} differ")
+            problems.append(
+                f"W_0 is not the initialisation of seed {seed}: tensors {differ[:3]}"
+                f"{' ...' if len(differ) > 3 else ''} differ"
+            )
         return CheckResult("initialisation_seed", "failed" if problems else "passed", tuple(problems))
 
 
@@ -157,20 +175,26 @@ def replay_interval(ctx: VerificationContext, info: IntervalInfo) -> IntervalRes
     """Replay one interval the way `check_replay` does; a string says why it could not be replayed."""
     policy = ctx.policy
     try:
-        replayed = replay(ctx.proof, ctx.store, ctx.data, info.index, trust_code=ctx.trust_code, device=ctx.device,
-                          model=ctx.model)
+        replayed = replay(
+            ctx.proof, ctx.store, ctx.data, info.index, trust_code=ctx.trust_code, device=ctx.device, model=ctx.model
+        )
     except ReplayMismatch as exc:
         return str(exc)
     target = ctx.store.checkpoint(info.index + 1)
     vector = trained_vector(target, ctx.proof)
-    error = distances(trained_vector({MODEL_PREFIX + k: v for k, v in replayed.items()}, ctx.proof), vector,
-                      policy.metrics)
-    d_ref = (dict(policy.d_ref) if policy.d_ref is not None
-             else estimate_reference_distance(vector, target, ctx.proof, policy.metrics))
+    error = distances(
+        trained_vector({MODEL_PREFIX + k: v for k, v in replayed.items()}, ctx.proof), vector, policy.metrics
+    )
+    d_ref = (
+        dict(policy.d_ref)
+        if policy.d_ref is not None
+        else estimate_reference_distance(vector, target, ctx.proof, policy.metrics)
+    )
     threshold = {m: policy.delta[m] * d_ref[m] for m in policy.metrics}
     accepted = all(error[m] <= threshold[m] for m in policy.metrics)
-    return IntervalResult(info.index, info.start_step, info.end_step, info.epoch, info.update, error, d_ref,
-                          threshold, accepted)
+    return IntervalResult(
+        info.index, info.start_step, info.end_step, info.epoch, info.update, error, d_ref, threshold, accepted
+    )
 
 
 @dataclass(frozen=True)
@@ -197,7 +221,10 @@ class RandomIntervals:
                 ctx.interval_results.append(outcome)
             problems.extend(
                 f"{span}, drawn by Fiat-Shamir: {m} distance {outcome.error[m]:.4g} exceeds delta "
-                f"{outcome.threshold[m]:.4g}" for m in outcome.error if not outcome.error[m] <= outcome.threshold[m])
+                f"{outcome.threshold[m]:.4g}"
+                for m in outcome.error
+                if not outcome.error[m] <= outcome.threshold[m]
+            )
         log.info("Fiat-Shamir intervals %s", chosen)
         return CheckResult("random_intervals", "failed" if problems else "passed", tuple(listed(problems, "problems")))
 
@@ -220,9 +247,11 @@ class RelativeError:
                     continue
                 ratio = relative(r.error[m], r.update[m])
                 if not ratio <= self.max_relative_error:
-                    problems.append(f"interval {r.index} (steps {r.start_step}-{r.end_step}): the replay misses the "
-                                    f"recorded update by {ratio:.3g} of its size in {m} (allowed "
-                                    f"{self.max_relative_error:g}): the steps do not produce this update")
+                    problems.append(
+                        f"interval {r.index} (steps {r.start_step}-{r.end_step}): the replay misses the "
+                        f"recorded update by {ratio:.3g} of its size in {m} (allowed "
+                        f"{self.max_relative_error:g}): the steps do not produce this update"
+                    )
                     break
         return CheckResult("relative_error", "failed" if problems else "passed", tuple(listed(problems, "intervals")))
 
@@ -251,9 +280,14 @@ class UpdateProfile:
         if len(straight) <= self.allowed:
             return CheckResult("update_profile", "passed")
         spans = ", ".join(f"{a}-{a + 1}" for a in straight[:5]) + (" ..." if len(straight) > 5 else "")
-        return CheckResult("update_profile", "failed", (
-            f"{len(straight)} pairs of consecutive intervals have parallel updates of equal size (intervals {spans}; "
-            f"allowed {self.allowed}): checkpoints interpolated on a straight line, not trained",))
+        return CheckResult(
+            "update_profile",
+            "failed",
+            (
+                f"{len(straight)} pairs of consecutive intervals have parallel updates of equal size "
+                f"(intervals {spans}; allowed {self.allowed}): checkpoints interpolated on a line, not trained",
+            ),
+        )
 
 
 def profile(ctx: VerificationContext, cosine_tolerance: float, size_tolerance: float) -> list[int]:
@@ -314,9 +348,11 @@ class DatasetMembership:
         for step in steps:
             record = ctx.proof.steps[step]
             xs = [ctx.data.x[int(i)] for i in record.indices] + (
-                [samples.x[n] for n in record.stored] if samples is not None else [])
+                [samples.x[n] for n in record.stored] if samples is not None else []
+            )
             ys = [int(ctx.data.y[int(i)]) for i in record.indices] + (
-                [int(samples.y[n]) for n in record.stored] if samples is not None else [])
+                [int(samples.y[n]) for n in record.stored] if samples is not None else []
+            )
             outside = []
             for position, (x, y) in enumerate(zip(xs, ys)):
                 leaf = leaf_hash(x.numpy(), y)
@@ -326,13 +362,14 @@ class DatasetMembership:
                     outside.append(position)
             if outside:
                 stored = sum(1 for p in outside if p >= len(record.indices))
-                problems.append(f"step {step}: {len(outside)} of {len(xs)} samples are not among the trusted samples"
-                                f" ({stored} of them stored in the proof)")
+                problems.append(
+                    f"step {step}: {len(outside)} of {len(xs)} samples are not among the trusted samples"
+                    f" ({stored} of them stored in the proof)"
+                )
         log.info("dataset membership: %d samples of %d replayed steps checked", checked, len(steps))
         if self.statement is not None and tree.root != root and not problems:
             problems.append("the supplied samples' Merkle root is not the committed one")
-        return CheckResult("dataset_membership", "failed" if problems else "passed",
-                           tuple(listed(problems, "steps")))
+        return CheckResult("dataset_membership", "failed" if problems else "passed", tuple(listed(problems, "steps")))
 
 
 def replayed_steps(ctx: VerificationContext) -> list[int]:
@@ -396,8 +433,11 @@ class Hardening:
 
     def policy(self, base: VerificationPolicy | None = None) -> VerificationPolicy:
         base = base or VerificationPolicy()
-        return dataclasses.replace(base, check_batch_order=base.check_batch_order or self.batch_order,
-                                   extra_checks=tuple(base.extra_checks) + self.checks())
+        return dataclasses.replace(
+            base,
+            check_batch_order=base.check_batch_order or self.batch_order,
+            extra_checks=tuple(base.extra_checks) + self.checks(),
+        )
 
 
 def hardened_policy(base: VerificationPolicy | None = None, **settings: Any) -> VerificationPolicy:
