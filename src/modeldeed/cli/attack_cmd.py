@@ -44,6 +44,7 @@ from ..data import DataSplits, load_dataset
 from ..files import write_json_atomic
 from ..models import MODEL_NAMES, ModelInfo, ModelSpec, last_linear, load_model, save_model, spec_for_data
 from ..training import TrainConfig
+from . import pol_spoof_cmd
 from .common import add_data_options, add_runtime_options, apply_runtime, check_compatible, load_data, print_json
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "(verifiable with `modeldeed watermark verify`) and its result to OUT/attack.json. The verdict "
         "always comes from the real verifier with the owner's key; an attack removes the watermark iff "
         "the verifier rejects and test accuracy dropped by less than 5 points. Exit status: 0 watermark "
-        "not removed, 1 removed, 2 bad input.",
+        "not removed, 1 removed, 2 bad input. `pol-spoof` instead forges a proof of learning for the model "
+        "(exit status 1 when the verifier accepts the forged proof).",
     )
     sub = group.add_subparsers(dest="attack", metavar="ATTACK", required=True)
 
@@ -133,6 +135,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, help="epochs of every training attack (default: the owner's, per the paper)")
     p.add_argument("--save-models", action="store_true", help="also save every attacked model under OUT/LABEL/")
     p.set_defaults(handler=run_suite_command)
+
+    pol_spoof_cmd.register(sub)
 
 
 def _common_parser(sub: argparse._SubParsersAction, name: str, summary: str) -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ import statistics
 
 from ..errors import ModeldeedError
 from .common import add_data_options, add_runtime_options, apply_runtime, print_json
+from .pol_hardened_cmd import add_hardened_options, hardening_from_args, register_commit
 
 CHECK_NAMES = ("schedule", "data", "initialisation", "replay")
 
@@ -26,8 +27,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "verify",
         help="verify a proof by checking its files and data and replaying its largest updates",
         description="Check a proof's integrity, schedule, batch hashes and W_0 (KS test), then replay the Q "
-        "largest updates per epoch and compare with the stored checkpoints. Exit status: 0 accepted, "
-        "1 rejected, 2 bad input.",
+        "largest updates per epoch and compare with the stored checkpoints. With --hardened, also the checks "
+        "that stop spoofed proofs (docs/pol-spoofing.md). Exit status: 0 accepted, 1 rejected, 2 bad input.",
     )
     v.add_argument("proof", metavar="PROOF", help="a proof directory (holding proof.json)")
     add_data_options(v, required=False)
@@ -70,6 +71,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     v.add_argument("--trust-model-code", action="store_true", help="allow importing a package.module:factory model")
     v.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
+    add_hardened_options(v)
     add_runtime_options(v)
     v.set_defaults(handler=run_verify)
 
@@ -110,6 +112,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     i.add_argument("proof", metavar="PROOF", help="a proof directory (holding proof.json)")
     i.add_argument("--json", action="store_true", help="print one JSON object")
     i.set_defaults(handler=run_inspect)
+
+    register_commit(sub)
 
 
 def proof_training_data(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -176,6 +180,9 @@ def run_verify(args: argparse.Namespace) -> int:
         ks_family_wise=not args.ks_per_layer,
         expected_proof_id=args.expect_id,
     )
+    hardening = hardening_from_args(args)
+    if hardening is not None:
+        policy = hardening.policy(policy)
     data = proof_training_data(args)
     verdict = verify_proof(args.proof, data, policy, device=args.device, trust_code=args.trust_model_code)
     if args.json:
