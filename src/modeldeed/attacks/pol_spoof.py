@@ -419,7 +419,8 @@ class ProofSpoof:
         d_ref (dict | None): the calibrated d_ref the verifier uses; None: the verifier's own per-checkpoint
             estimate (computed here at W0 and W_T, the smaller taken). Default: None.
         margin (float): consecutive checkpoints are placed within margin·delta·d_ref. Default: 0.5.
-        k (int): checkpoint interval of the forged proof. Default: 5.
+        k (int): checkpoint interval of the forged proof; the verifier does not constrain it, and a short
+            interval keeps the drift of each replay within delta. Default: 2.
         epochs (int | None): length of the forged proof in epochs of the declared batch size; None picks the
             fewest that `margin` allows. Default: None.
         batch_size (int | None): declared batch size; None keeps the claimed training config's. Default: None.
@@ -439,7 +440,7 @@ class ProofSpoof:
     delta: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_DELTA))
     d_ref: Mapping[str, float] | None = None
     margin: float = 0.5
-    k: int = 5
+    k: int = 2
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None

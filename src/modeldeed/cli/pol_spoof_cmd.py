@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", required=True, metavar="DIR", help="write OUT/proof and OUT/spoof.json (OUT/proof must not exist)"
     )
-    p.add_argument("--k", type=int, default=5, help="checkpoint interval of the forged proof (default: 5)")
+    p.add_argument("--k", type=int, default=2, help="checkpoint interval of the forged proof (default: 2)")
     p.add_argument("--epochs", type=int, help="length of the forged proof (default: the fewest that delta allows)")
     p.add_argument("--batch-size", type=int, help="declared batch size (default: the model's training config)")
     p.add_argument("--lr", type=float, help="declared learning rate (default: the model's; infinitesimal: 1/100 of it)")

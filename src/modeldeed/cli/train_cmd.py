@@ -43,6 +43,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--resume", action="store_true", help="continue the interrupted --proof recording in DIR")
     p.add_argument(
+        "--statement",
+        metavar="DIR",
+        help="record the training statement of `modeldeed pol commit --out DIR` (Merkle root, seed) into the proof",
+    )
+    p.add_argument(
         "--watermark", metavar="KEYDIR", help="FROMSCRATCH: train with the trigger set of a `watermark keygen` key"
     )
     p.add_argument(
@@ -121,7 +126,9 @@ def run_train(args: argparse.Namespace) -> int:
     hooks, watermark_note = watermark_cmd.training_hooks(args, data, config)
     if args.proof:
         from ..pol import record_training
+        from .pol_hardened_cmd import load_carried_statement
 
+        statement = load_carried_statement(args.statement, config.seed, data.train) if args.statement else None
         recording = record_training(
             model,
             data.train,
@@ -133,10 +140,13 @@ def run_train(args: argparse.Namespace) -> int:
             resume=args.resume,
             hooks=hooks,
             progress=not args.no_progress,
+            statement=statement,
         )
         result, proof_id = recording.result, recording.proof_id
     elif args.resume:
         raise ModeldeedError("--resume continues a --proof recording; pass --proof DIR")
+    elif args.statement:
+        raise ModeldeedError("--statement is recorded into a proof; pass --proof DIR")
     else:
         result = train(model, data.train, config, hooks=hooks, progress=not args.no_progress)
     test_acc = accuracy(model, data.test)

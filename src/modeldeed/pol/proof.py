@@ -24,6 +24,7 @@ from ..files import canonical_json, read_json_object, sha256_bytes, write_bytes_
 from ..models import ModelSpec
 from ..training import TrainConfig
 from ..validation import Fields
+from .commitment import CarriedStatement
 
 PROOF_FORMAT = "modeldeed.pol.proof"
 PROOF_FILE = "proof.json"
@@ -80,9 +81,10 @@ class ProofHeader:
     checkpoint_every: int
     keyframe_every: int
     modeldeed_version: str = __version__
+    statement: CarriedStatement | None = None  # the owner's training statement and seed opening, if recorded
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc = {
             "format": PROOF_FORMAT,
             "version": 1,
             "modeldeed_version": self.modeldeed_version,
@@ -95,6 +97,9 @@ class ProofHeader:
             "checkpoint_every": self.checkpoint_every,
             "keyframe_every": self.keyframe_every,
         }
+        if self.statement is not None:  # absent otherwise, so proofs without one keep their ids
+            doc["statement"] = self.statement.to_json()
+        return doc
 
 
 @dataclass(frozen=True)
@@ -263,6 +268,7 @@ def parse_header(fields: Fields) -> ProofHeader:
         checkpoint_every=fields.int("checkpoint_every", minimum=1, maximum=MAX_STEPS),
         keyframe_every=fields.int("keyframe_every", minimum=1, maximum=MAX_DELTA_CHAIN),
         modeldeed_version=fields.str("modeldeed_version"),
+        statement=CarriedStatement.from_fields(fields.object("statement")) if fields.has("statement") else None,
     )
 
 

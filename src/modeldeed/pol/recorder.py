@@ -23,6 +23,7 @@ from ..errors import ModeldeedError
 from ..models import ModelSpec, load_state_exactly, state_tensors
 from ..training import Batch, Hook, TrainConfig, TrainResult, TrainState, make_optimizer, train
 from .checkpoints import ZSTD_LEVEL
+from .commitment import CarriedStatement
 from .proof import DatasetInfo, ProofHeader
 from .store import (
     MODEL_PREFIX,
@@ -55,6 +56,7 @@ class ProofRecorder(Hook):
         keyframe_every: int = DEFAULT_KEYFRAME_EVERY,
         resume: bool = False,
         level: int = ZSTD_LEVEL,
+        statement: CarriedStatement | None = None,
     ) -> None:
         if checkpoint_every < 1:
             raise ModeldeedError(f"checkpoint interval k must be >= 1, got {checkpoint_every}")
@@ -65,6 +67,7 @@ class ProofRecorder(Hook):
         self.init_seed = init_seed
         self.keyframe_every = keyframe_every
         self.level = level
+        self.statement = statement
         self.writer: ProofWriter | None = ProofWriter.resume(directory, level=level) if resume else None
         self.proof_id: str | None = None
         self._names: list[str] = []
@@ -110,6 +113,7 @@ class ProofRecorder(Hook):
             environment=environment(state.config),
             checkpoint_every=self.checkpoint_every,
             keyframe_every=self.keyframe_every,
+            statement=self.statement,
         )
         if self.writer is None:
             if state.step != 0:
@@ -266,12 +270,14 @@ def record_training(
     resume: bool = False,
     progress: bool = True,
     keyframe_every: int = DEFAULT_KEYFRAME_EVERY,
+    statement: CarriedStatement | None = None,
 ) -> Recording:
     """Train with `train` while recording a proof into `directory` (the recorder runs after `hooks`).
 
     With `resume=True`, an interrupted recording continues from its last checkpoint: the model, the
     optimizer state and the RNG are restored from it, and the finished proof is the same as an
-    uninterrupted one.
+    uninterrupted one. With `statement` (`pol.commitment.CarriedStatement`), the owner's training statement
+    and its seed opening go into proof.json, for the hardened verifier (`pol.hardened`).
     """
     recorder = ProofRecorder(
         directory,
@@ -281,6 +287,7 @@ def record_training(
         init_seed=init_seed,
         keyframe_every=keyframe_every,
         resume=resume,
+        statement=statement,
     )
     optimizer_state, start = None, 0
     if resume:
