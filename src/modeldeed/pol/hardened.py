@@ -7,9 +7,9 @@ spoof it (see `modeldeed.attacks.pol_spoof*`) with a sort-trick W0, checkpoints 
 crafted samples, infinitesimally small steps, or honest steps placed where top-Q looks. Each check here
 removes one of those freedoms:
 
-- `dataset_membership`: every replayed sample is one of the samples the verifier trusts: the public dataset
-  itself, or the exact samples the owner committed to before training (a Merkle root in a
-  `TrainingStatement`), proven by a Merkle membership proof per sample. Stops crafted data.
+- `dataset_membership`: every replayed sample, and every sample stored in the proof, is one of the samples
+  the verifier trusts: the public dataset itself, or the exact samples the owner committed to before training
+  (a Merkle root in a `TrainingStatement`), proven by a Merkle membership proof per sample. Stops crafted data.
 - `initialisation_seed`: W0 equals, bit for bit, the initialisation built from the seed the proof declares
   (and the owner's statement commits to), and the batch order follows from the same seed (the PoL module's
   `batch_order` check is switched on with it). Stops the sort trick and free choice of batches.
@@ -325,12 +325,15 @@ def tree_of(data: Dataset) -> MerkleTree:
 
 @dataclass(frozen=True)
 class DatasetMembership:
-    """Every sample of every replayed step is one of the trusted samples, by a Merkle membership proof.
+    """Every sample of every replayed step, and every sample stored in the proof, is one of the trusted samples,
+    by a Merkle membership proof.
 
     Trusted root: the owner's `statement` (committed before training), or, without one, the root of the
     verifier's own copy of the public dataset. The membership proofs are built from `committed` (the
     samples the prover supplies; default the verifier's dataset) and checked against the trusted root; a
     sample with no proof (not among the supplied samples) or a proof that does not reach the root fails.
+    Stored samples are checked wherever they are used, so crafted samples cannot hide in intervals that
+    happen not to be replayed.
     """
 
     statement: TrainingStatement | None = None
@@ -341,35 +344,46 @@ class DatasetMembership:
         pool = self.committed if self.committed is not None else ctx.data
         tree = tree_of(pool)
         root = bytes.fromhex(self.statement.merkle_root) if self.statement is not None else tree.root
-        steps = replayed_steps(ctx)
+
+        def member(x: torch.Tensor, y: int) -> bool:
+            leaf = leaf_hash(x.numpy(), y)
+            index = tree.find(leaf)
+            return index is not None and verify_membership(root, leaf, tree.prove(index))
+
         samples = ctx.store.samples()
+        foreign = (
+            set()
+            if samples is None
+            else {n for n in range(len(samples.y)) if not member(samples.x[n], int(samples.y[n]))}
+        )
+        steps = replayed_steps(ctx)
         problems = []
-        checked = 0
         for step in steps:
             record = ctx.proof.steps[step]
-            xs = [ctx.data.x[int(i)] for i in record.indices] + (
-                [samples.x[n] for n in record.stored] if samples is not None else []
-            )
-            ys = [int(ctx.data.y[int(i)]) for i in record.indices] + (
-                [int(samples.y[n]) for n in record.stored] if samples is not None else []
-            )
-            outside = []
-            for position, (x, y) in enumerate(zip(xs, ys)):
-                leaf = leaf_hash(x.numpy(), y)
-                index = tree.find(leaf)
-                checked += 1
-                if index is None or not verify_membership(root, leaf, tree.prove(index)):
-                    outside.append(position)
-            if outside:
-                stored = sum(1 for p in outside if p >= len(record.indices))
+            outside = sum(1 for i in record.indices if not member(ctx.data.x[int(i)], int(ctx.data.y[int(i)])))
+            stored = sum(1 for n in record.stored if n in foreign)
+            if outside or stored:
                 problems.append(
-                    f"step {step}: {len(outside)} of {len(xs)} samples are not among the trusted samples"
-                    f" ({stored} of them stored in the proof)"
+                    f"step {step}: {outside + stored} of {len(record.indices) + len(record.stored)} samples are not "
+                    f"among the trusted samples ({stored} of them stored in the proof)"
                 )
-        log.info("dataset membership: %d samples of %d replayed steps checked", checked, len(steps))
+        replayed = set(steps)
+        elsewhere = [s for s, r in enumerate(ctx.proof.steps) if s not in replayed and foreign.intersection(r.stored)]
+        if elsewhere:
+            problems.append(
+                f"{len(elsewhere)} steps outside the replayed intervals (first: step {elsewhere[0]}) use samples "
+                "stored in the proof that are not among the trusted samples"
+            )
+        log.info(
+            "dataset membership: %d replayed steps and %d stored samples checked",
+            len(steps),
+            0 if samples is None else len(samples.y),
+        )
         if self.statement is not None and tree.root != root and not problems:
             problems.append("the supplied samples' Merkle root is not the committed one")
-        return CheckResult("dataset_membership", "failed" if problems else "passed", tuple(listed(problems, "steps")))
+        return CheckResult(
+            "dataset_membership", "failed" if problems else "passed", tuple(listed(problems, "problems"))
+        )
 
 
 def replayed_steps(ctx: VerificationContext) -> list[int]:
