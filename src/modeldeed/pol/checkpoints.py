@@ -3,7 +3,7 @@
 Each tensor is stored as one uint8 blob in a safetensors file: its little-endian bytes, optionally
 replaced by their difference to the same tensor in a base checkpoint (XOR, or wrapping integer
 subtraction with a zigzag sign fold), then byte-shuffled (all first bytes, then all second bytes, ...)
-and zstd-compressed. The writer tries each encoding and keeps the smallest. Between checkpoints the
+and zstd-compressed. The writer tries raw and sub and keeps the smaller. Between checkpoints the
 sign, exponent and top mantissa bits of a weight rarely change, so after the delta and the shuffle
 whole byte planes are nearly constant. Loading reverses this and gives back the exact bits.
 The byte layout is specified in docs/formats.md ("Compressed checkpoint").
@@ -94,7 +94,7 @@ def encode_tensor(t: torch.Tensor, base: torch.Tensor | None, level: int = ZSTD_
     candidates = {"raw": words}
     if base is not None and base.dtype == t.dtype and base.shape == t.shape and words.size:
         base_words = tensor_words(base)
-        candidates["xor"] = delta(words, base_words, "xor")
+        # "xor" is decoded too, but on weights and momentum "sub" has never lost to it, so it is not tried
         candidates["sub"] = delta(words, base_words, "sub")
     best: tuple[str, bytes] | None = None
     for encoding, coded in candidates.items():

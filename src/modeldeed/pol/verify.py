@@ -46,10 +46,13 @@ from .proof import load_proof
 
 log = logging.getLogger(__name__)
 
-# Normalised delta (fraction of d_ref). Cross-thread CPU replays of honest proofs measured here stay
-# below 0.05 (linf, first interval after W_0, Fashion-MNIST/cnn, k = 100) and mostly far below; see
-# docs/benchmarks.md. The cosine distance of two independent runs is about 1, so 0.01 bounds it tightly.
-DEFAULT_DELTA: dict[str, float] = {"l1": 0.1, "l2": 0.1, "linf": 0.1, "cos": 0.01}
+# Normalised delta (a fraction of d_ref). Replays with the recording's thread count are bit-identical; with
+# another thread count the first interval after W_0 is chaotic: measured on Fashion-MNIST (lr 0.05, k = 100,
+# 1 thread vs 2) it ends 0.20 (l1), 0.21 (l2), 0.30 (linf) and 0.046 (cos) of d_ref away for ResNet-20 and
+# 0.017 / 0.029 / 0.069 / 0.0009 for the cnn; later intervals stay below 0.05. The defaults accept all of these
+# with a margin of 1.4 to 2.2 and stay 2 to 10 times below d_ref; `calibrate` measures a tighter delta for a
+# given proof and machine (see docs/pol.md).
+DEFAULT_DELTA: dict[str, float] = {"l1": 0.3, "l2": 0.3, "linf": 0.5, "cos": 0.1}
 
 
 @dataclass(frozen=True)
