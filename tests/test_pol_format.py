@@ -238,3 +238,31 @@ def test_top_q_per_epoch_unites_the_largest_updates_of_each_metric():
     assert top_q_per_epoch(intervals, 1, ["l2", "linf"], "id") == [0, 1, 3, 4]
     assert top_q_per_epoch(intervals, 2, ["l2"], "id") == [0, 2, 3, 4]
     assert top_q_per_epoch(intervals, 0, ["l2"], "id") == [0, 1, 2, 3, 4]
+
+
+def test_the_pol_package_has_no_way_to_unpickle():
+    from pathlib import Path
+
+    import modeldeed.pol
+
+    mine = [
+        "__init__",
+        "calibrate",
+        "checkpoints",
+        "checks",
+        "distances",
+        "initialisation",
+        "intervals",
+        "proof",
+        "recorder",
+        "replay",
+        "store",
+        "summary",
+        "verify",
+        "writer",
+    ]
+    package = Path(modeldeed.pol.__file__).parent
+    for name in mine:
+        source = (package / f"{name}.py").read_text()
+        for forbidden in ("import pickle", "torch.load(", "pickle.load", "numpy.load(", "np.load("):
+            assert forbidden not in source, f"{name}.py uses {forbidden}"
