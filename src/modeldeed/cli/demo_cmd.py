@@ -26,7 +26,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=d.attack_epochs,
         help=f"epochs of each training attack (default: {d.attack_epochs})",
     )
-    p.add_argument("--attacks", metavar="A,B", help="only these suite attacks (default: all)")
+    p.add_argument("--attacks", default=",".join(d.attacks), metavar="A,B",
+                   help=f"suite attacks to run, or 'all' for the whole suite (default: {','.join(d.attacks)})")
     p.add_argument(
         "--spoofs",
         default=",".join(SPOOF_METHODS),
@@ -54,7 +55,7 @@ def run_demo_cmd(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
         spoof_methods=spoofs,
-        attacks=tuple(a for a in args.attacks.split(",") if a) if args.attacks else None,
+        attacks=tuple(a for a in args.attacks.split(",") if a),
     )
     stage_count = iter(range(1, 100))
 

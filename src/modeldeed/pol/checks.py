@@ -227,15 +227,17 @@ def check_schedule(ctx: VerificationContext) -> CheckResult:
 
 
 def check_batch_order(ctx: VerificationContext) -> CheckResult:
-    """Hardened: the batches are exactly the seeded permutation's, with no stored samples."""
+    """Hardened: every step trains on exactly the seeded permutation's batch of dataset samples.
+
+    Samples stored in the proof may only be appended to a complete seeded batch (a watermark's trigger
+    images are); whether they are samples the owner committed to is the dataset-membership check's job.
+    """
     config, n = ctx.proof.header.config, ctx.proof.header.dataset.size
-    problems = [
-        f"step {step}: the batch is not the seeded batch order's"
-        for step, record in enumerate(ctx.proof.steps)
-        if record.stored
-        or not (record.indices == batch_indices(config, n, step)).all()
-        or record.indices.size != batch_indices(config, n, step).size
-    ]
+    problems = []
+    for step, record in enumerate(ctx.proof.steps):
+        expected = batch_indices(config, n, step)
+        if record.indices.size != expected.size or not (record.indices == expected).all():
+            problems.append(f"step {step}: the batch is not the seeded batch order's")
     return result("batch_order", listed(problems, "steps"))
 
 
