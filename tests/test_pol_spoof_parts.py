@@ -70,7 +70,17 @@ def test_merkle_root_golden_values():
 
 def test_leaf_encoding_binds_bytes_shape_and_label():
     x = np.arange(4, dtype=np.float32).reshape(1, 2, 2)
-    assert leaf_hash(x, 3) == hashlib.sha256(LEAF_TAG + encode_sample(x, 3)).digest()
+    assert leaf_hash(x, 3) == hashlib.sha256(b"modeldeed/pol-sample/v1\x00" + encode_sample(x, 3)).digest()
+    assert LEAF_TAG == b"modeldeed/pol-sample/v1"
+    assert encode_sample(x, 3) == (
+        b"A\x03<f4\x03"
+        + (1).to_bytes(8, "big")
+        + (2).to_bytes(8, "big")
+        + (2).to_bytes(8, "big")
+        + x.tobytes()
+        + b"L"
+        + (3).to_bytes(8, "big")
+    )
     assert leaf_hash(x, 3) != leaf_hash(x, 4)
     assert leaf_hash(x, 3) != leaf_hash(x.reshape(1, 4, 1), 3)
     changed = x.copy()
@@ -111,6 +121,8 @@ def test_statement_opens_only_with_its_seed_and_nonce(digits, tmp_path):
     assert not statement.opens(SeedOpening(8, opening.nonce))
     assert not statement.opens(SeedOpening(7, "00" * 32))
     assert statement.seed_commitment == seed_commitment(7, bytes(range(32))).hex()
+    golden = hashlib.sha256(b"modeldeed/pol-seed/v1\x00" + (7).to_bytes(8, "big") + bytes(range(32))).hexdigest()
+    assert statement.seed_commitment == golden
     assert statement.merkle_root == MerkleTree.from_samples(data.x, data.y).root.hex()
     path = save_statement(tmp_path / "statement.json", statement)
     assert load_statement(path) == statement
@@ -158,6 +170,8 @@ def test_fiat_shamir_draw_is_deterministic_distinct_and_spread():
         assert sum(1 for i in a if i // 10 == epoch) == 3
     assert fiat_shamir_intervals(intervals, 3, "cd" * 32) != a
     assert fiat_shamir_intervals(intervals, 20, "ab" * 32) == list(range(30))
+    assert fiat_shamir_index("00" * 32, 0, 0, 1000) == 578  # golden values pin the derivation
+    assert fiat_shamir_index("ab" * 32, 3, 1, 7) == 0
     counts = np.bincount([fiat_shamir_index(f"{i:064x}", 0, 0, 5) for i in range(2000)], minlength=5)
     assert counts.min() > 300  # roughly uniform over 5
 

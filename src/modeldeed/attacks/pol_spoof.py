@@ -14,8 +14,8 @@ training. Every spoof here:
    the proof as exact tensors) or real ones (Fang's attacks), and runs the real training step (`sgd_step`,
    momentum and weight decay included) wherever it needs the weights the verifier's replay will reach.
 
-The attacks never judge themselves: `pol_spoof_proof.verify_spoof` hands the written proof to the real
-verifier. `SpoofCost` counts gradient evaluations and wall time; `honest_training_cost` measures the same for
+The attacks never judge themselves: `pol_spoof_report.spoof_and_verify` hands the written proof to the real
+verifiers. `SpoofCost` counts gradient evaluations and wall time; `honest_training_cost` measures the same for
 training the model honestly, so the ratio can be reported.
 """
 
@@ -38,8 +38,9 @@ from ..data import Dataset
 from ..errors import ModeldeedError
 from ..models import ModelSpec, build_model
 from ..pol.distances import METRICS, distances
+from ..pol.initialisation import ks_tests
 from ..pol.verify import DEFAULT_DELTA
-from ..training import TrainConfig, make_optimizer, sgd_step, train
+from ..training import TrainConfig, batch_indices, make_batch, make_optimizer, sgd_step, train
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +114,6 @@ def honest_training_cost(
         return SpoofCost(gradient_evaluations=float(total), training_steps=total, wall_seconds=result.seconds)
     model.to(config.device)
     optimizer = make_optimizer(model.parameters(), config)
-    from ..training import batch_indices, make_batch
-
     started = time.perf_counter()
     for step in range(measure_steps):
         batch = make_batch(data, config, step, batch_indices(config, len(data), step), device=config.device)
@@ -143,7 +142,8 @@ def sorted_initialisation(
     target = final.state_dict()
     for draw in range(1, max_draws + 1):
         fresh = build_model(spec, seed=seed * 1000 + draw, trust_code=trust_code)
-        if min(initialisation_pvalues(fresh).values(), default=1.0) >= alpha or draw == max_draws:
+        tests = ks_tests(fresh, fresh.state_dict(), "pytorch-default")
+        if min((t.p_value for t in tests), default=1.0) >= alpha or draw == max_draws:
             break
     state = {}
     for name, value in fresh.state_dict().items():
@@ -155,20 +155,6 @@ def sorted_initialisation(
         placed[wt.detach().reshape(-1).argsort(stable=True)] = value.detach().reshape(-1).sort(stable=True).values
         state[name] = placed.reshape(value.shape)
     return state, draw
-
-
-def initialisation_pvalues(model: nn.Module) -> dict[str, float]:
-    """KS p-value of every conv/linear weight against PyTorch's default uniform(±1/sqrt(fan_in)) (attacker's check)."""
-    from scipy import stats
-
-    out = {}
-    for name, module in model.named_modules():
-        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
-            weight = module.weight.detach().reshape(-1).cpu().numpy().astype(np.float64)
-            fan_in = module.weight[0].numel()
-            bound = 1.0 / math.sqrt(fan_in)
-            out[f"{name}.weight"] = float(stats.kstest(weight, stats.uniform(loc=-bound, scale=2 * bound).cdf).pvalue)
-    return out
 
 
 def interpolate_state(
@@ -392,8 +378,6 @@ class SpoofContext:
         return interpolate_state(self.w0, self.wt, step / total)
 
     def step_indices(self, step: int) -> np.ndarray:
-        from ..training import batch_indices
-
         return batch_indices(self.config, len(self.data), step)
 
     def batch(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

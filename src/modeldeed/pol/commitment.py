@@ -12,13 +12,13 @@ The statement's id is the SHA-256 of its canonical JSON (sorted keys, no spaces,
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..crypto import tagged_digest
 from ..data import Dataset
 from ..errors import FormatError
 from ..files import canonical_json, read_json_object, sha256_bytes, write_json_atomic
@@ -27,7 +27,7 @@ from .merkle import MerkleTree
 
 STATEMENT_FORMAT = "modeldeed.pol-statement"
 OPENING_FORMAT = "modeldeed.pol-seed-opening"
-SEED_TAG = b"modeldeed/pol-seed/v1\x00"
+SEED_TAG = b"modeldeed/pol-seed/v1"
 NONCE_BYTES = 32
 _HEX = r"[0-9a-f]{64}"
 
@@ -37,7 +37,7 @@ def seed_commitment(seed: int, nonce: bytes) -> bytes:
         raise ValueError(f"a committed seed must lie in [0, 2**64), got {seed}")
     if len(nonce) != NONCE_BYTES:
         raise ValueError(f"a nonce must be {NONCE_BYTES} bytes, got {len(nonce)}")
-    return hashlib.sha256(SEED_TAG + seed.to_bytes(8, "big") + nonce).digest()
+    return tagged_digest(SEED_TAG, seed.to_bytes(8, "big") + nonce)
 
 
 @dataclass(frozen=True)

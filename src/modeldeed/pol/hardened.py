@@ -28,7 +28,6 @@ Use `hardened_policy()` (all switches on) or `Hardening(...).policy(base)`; `mod
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import math
 from collections.abc import Sequence
@@ -37,6 +36,7 @@ from typing import Any
 
 import torch
 
+from ..crypto import tagged_digest
 from ..data import Dataset
 from ..errors import ModeldeedError
 from ..models import build_model
@@ -51,7 +51,7 @@ from .verify import VerificationPolicy
 
 log = logging.getLogger(__name__)
 
-FIAT_SHAMIR_TAG = b"modeldeed/pol-intervals/v1\x00"
+FIAT_SHAMIR_TAG = b"modeldeed/pol-intervals/v1"
 HARDENED_CHECKS = ("initialisation_seed", "random_intervals", "dataset_membership", "relative_error", "update_profile")
 
 
@@ -65,13 +65,13 @@ def fiat_shamir_index(proof_id: str, label: int, counter: int, bound: int) -> in
     limit = (1 << 256) - (1 << 256) % bound  # reject the top sliver so every residue is equally likely
     attempt = 0
     while True:
-        digest = hashlib.sha256(
-            FIAT_SHAMIR_TAG
-            + bytes.fromhex(proof_id)
+        digest = tagged_digest(
+            FIAT_SHAMIR_TAG,
+            bytes.fromhex(proof_id)
             + label.to_bytes(8, "big")
             + counter.to_bytes(8, "big")
-            + attempt.to_bytes(8, "big")
-        ).digest()
+            + attempt.to_bytes(8, "big"),
+        )
         value = int.from_bytes(digest, "big")
         if value < limit:
             return value % bound

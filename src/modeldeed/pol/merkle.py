@@ -14,21 +14,22 @@ Byte layout (also in docs/formats.md):
 Levels are built pairwise from the leaves in dataset order; a level with an odd number of nodes promotes
 its last node unchanged to the next level (no duplication, so no two different leaf lists share a root).
 Leaves and inner nodes use different domain tags, so an inner node can never pass as a leaf. The root of
-the empty list is SHA-256("modeldeed/merkle-empty/v1" ‖ 0x00).
+the empty list is SHA-256("modeldeed/merkle-empty/v1" ‖ 0x00). Every hash is `crypto.tagged_digest`.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-LEAF_TAG = b"modeldeed/pol-sample/v1\x00"
-NODE_TAG = b"modeldeed/merkle-node/v1\x00"
-EMPTY_TAG = b"modeldeed/merkle-empty/v1\x00"
+from ..crypto import tagged_digest
+
+LEAF_TAG = b"modeldeed/pol-sample/v1"
+NODE_TAG = b"modeldeed/merkle-node/v1"
+EMPTY_TAG = b"modeldeed/merkle-empty/v1"
 DIGEST_SIZE = 32
 
 
@@ -45,7 +46,7 @@ def encode_sample(x: np.ndarray, label: int) -> bytes:
 
 
 def leaf_hash(x: np.ndarray, label: int) -> bytes:
-    return hashlib.sha256(LEAF_TAG + encode_sample(x, label)).digest()
+    return tagged_digest(LEAF_TAG, encode_sample(x, label))
 
 
 def leaf_hashes(x: torch.Tensor, y: torch.Tensor) -> list[bytes]:
@@ -56,11 +57,11 @@ def leaf_hashes(x: torch.Tensor, y: torch.Tensor) -> list[bytes]:
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(NODE_TAG + left + right).digest()
+    return tagged_digest(NODE_TAG, left + right)
 
 
 def empty_root() -> bytes:
-    return hashlib.sha256(EMPTY_TAG).digest()
+    return tagged_digest(EMPTY_TAG, b"")
 
 
 @dataclass(frozen=True)
