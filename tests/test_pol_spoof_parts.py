@@ -21,7 +21,8 @@ from modeldeed.pol.commitment import (
     save_statement,
     seed_commitment,
 )
-from modeldeed.pol.hardened import fiat_shamir_index, fiat_shamir_intervals
+from modeldeed.pol.hardened import fiat_shamir_index, fiat_shamir_intervals, top_q_and_fiat_shamir
+from modeldeed.pol.intervals import IntervalInfo, top_q_per_epoch
 from modeldeed.pol.merkle import (
     LEAF_TAG,
     MembershipProof,
@@ -174,6 +175,14 @@ def test_fiat_shamir_draw_is_deterministic_distinct_and_spread():
     assert fiat_shamir_index("ab" * 32, 3, 1, 7) == 0
     counts = np.bincount([fiat_shamir_index(f"{i:064x}", 0, 0, 5) for i in range(2000)], minlength=5)
     assert counts.min() > 300  # roughly uniform over 5
+
+
+def test_selector_adds_the_fiat_shamir_draw_to_top_q():
+    intervals = [IntervalInfo(i, 5 * i, 5 * i + 5, i // 6, {"l2": float(i % 6)}) for i in range(18)]
+    top = top_q_per_epoch(intervals, 1, ["l2"], "11" * 32)
+    drawn = fiat_shamir_intervals(intervals, 2, "11" * 32)
+    chosen = top_q_and_fiat_shamir(2)(intervals, 1, ["l2"], "11" * 32)
+    assert top == [5, 11, 17] and chosen == sorted(set(top) | set(drawn)) and len(chosen) > len(top)
 
 
 # -------------------------------------------------------------------------------------- spoof machinery

@@ -8,9 +8,15 @@ samples and a commitment to the seed) and the opening that the proof will carry;
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from ..errors import ModeldeedError
 from .common import add_data_options, load_data
+
+if TYPE_CHECKING:
+    from ..data import Dataset
+    from ..pol.commitment import CarriedStatement
+    from ..pol.hardened import Hardening
 
 STATEMENT_FILE = "statement.json"
 OPENING_FILE = "opening.json"
@@ -60,7 +66,7 @@ def add_hardened_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def hardening_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def hardening_from_args(args: argparse.Namespace) -> Hardening | None:
     """The `Hardening` the options ask for, or None without --hardened/--statement."""
     from ..pol.commitment import load_statement
     from ..pol.hardened import HARDENED_CHECKS, Hardening
@@ -113,7 +119,7 @@ def run_commit(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_carried_statement(directory: str, seed: int, data):  # type: ignore[no-untyped-def]
+def load_carried_statement(directory: str, seed: int, data: Dataset) -> CarriedStatement:
     """The statement + opening of a `pol commit` directory, checked against the training run about to start."""
     from pathlib import Path
 

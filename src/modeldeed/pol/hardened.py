@@ -43,7 +43,7 @@ from ..models import build_model
 from .checks import CheckResult, IntervalResult, VerificationContext, listed
 from .commitment import SeedOpening, TrainingStatement
 from .distances import distances
-from .intervals import IntervalInfo, estimate_reference_distance, trained_vector
+from .intervals import IntervalInfo, IntervalSelector, estimate_reference_distance, top_q_per_epoch, trained_vector
 from .merkle import MerkleTree, leaf_hash, verify_membership
 from .replay import ReplayMismatch, replay
 from .store import MODEL_PREFIX
@@ -93,9 +93,9 @@ def fiat_shamir_intervals(intervals: Sequence[IntervalInfo], per_epoch: int, pro
     return sorted(chosen)
 
 
-def top_q_and_fiat_shamir(per_epoch: int):  # type: ignore[no-untyped-def]
-    """An `IntervalSelector`: the paper's Q largest per epoch and metric, plus a Fiat-Shamir draw."""
-    from .intervals import top_q_per_epoch
+def top_q_and_fiat_shamir(per_epoch: int) -> IntervalSelector:
+    """An `IntervalSelector` for `VerificationPolicy(selector=...)`: the paper's Q largest per epoch and metric,
+    plus a Fiat-Shamir draw, all judged by the replay check (the `random_intervals` check reports them apart)."""
 
     def select(intervals: Sequence[IntervalInfo], q: int, metrics: Sequence[str], proof_id: str) -> list[int]:
         return sorted(
