@@ -7,6 +7,7 @@ input. The judge is the reference policy, or the hardened one with --hardened; b
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +143,7 @@ def run_pol_spoof(args: argparse.Namespace) -> int:
     model, info = load_model(args.model_dir, trust_code=args.trust_model_code)
     data = load_data(args)
     check_compatible(info, data, args.model_dir)
-    claimed = training_config(info) or TrainConfig(epochs=20)
+    claimed = dataclasses.replace(training_config(info) or TrainConfig(epochs=20), device=args.device)
     delta, d_ref = verifier_thresholds(args)
     spoof = make_spoof(args.method, **spoof_settings(args, delta, d_ref))
     honest = honest_training_cost(
