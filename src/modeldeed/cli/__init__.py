@@ -38,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModeldeedError as exc:
         print(f"modeldeed: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("modeldeed: interrupted (no half-written files were left behind)", file=sys.stderr)
         return 130
