@@ -39,7 +39,7 @@ def pol(
     from ..attacks.pol_spoof import honest_training_cost
     from ..attacks.pol_spoof_report import VerdictSummary, make_spoof, spoof_and_verify
     from ..pol import VerificationPolicy, calibrate, record_training, verify_proof
-    from ..pol.commitment import make_statement
+    from ..pol.commitment import CarriedStatement, make_statement
     from ..pol.hardened import Hardening
 
     del attack_epochs  # the PoL experiment has no fine-tuning attacks; accepted for a uniform CLI
@@ -52,7 +52,7 @@ def pol(
     config = training_config(setting)
     steps_per_epoch = config.steps_per_epoch(len(data.train))
     k = checkpoint_every or max(1, min(100, steps_per_epoch // 3))
-    statement, _ = make_statement(data.train, config.seed)
+    statement, opening = make_statement(data.train, config.seed)
     model = build_model(spec, seed=config.seed)
     recording = record_training(
         model,
@@ -62,6 +62,7 @@ def pol(
         spec=spec,
         checkpoint_every=k,
         init_seed=config.seed,
+        statement=CarriedStatement(statement, opening),
         progress=progress,
     )
     calibration = calibrate(out / "honest", data.train, threads=(1, 2), progress=progress)
