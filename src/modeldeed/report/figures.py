@@ -32,13 +32,13 @@ def grouped_bars(
         pairs = [(x, v) for x, v in zip(xs, values) if v is not None]
         if pairs:
             bars = ax.bar([p[0] for p in pairs], [p[1] for p in pairs], width, label=name)
-            ax.bar_label(bars, fmt="%.0f", fontsize=7, padding=1)
+            ax.bar_label(bars, fmt="%.0f" if ylim == (0, 100) else "%.2g", fontsize=7, padding=1)
     ax.set_xticks(range(len(groups)), groups)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     if ylim:
         ax.set_ylim(*ylim)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: never over the bars
     ax.grid(axis="y", alpha=0.3)
     return fig
 
