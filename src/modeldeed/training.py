@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import random
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -131,13 +130,6 @@ class TrainResult:
     epochs: int
     seconds: float
     epoch_losses: tuple[float, ...]
-
-
-def set_seed(seed: int) -> None:
-    """Seed python, numpy and torch (for code outside the loop that draws from the global RNGs)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def configure_determinism(enabled: bool) -> None:

@@ -45,7 +45,15 @@ from ..files import write_json_atomic
 from ..models import MODEL_NAMES, ModelInfo, ModelSpec, last_linear, load_model, save_model, spec_for_data
 from ..training import TrainConfig
 from . import pol_spoof_cmd
-from .common import add_data_options, add_runtime_options, apply_runtime, check_compatible, load_data, print_json
+from .common import (
+    add_data_options,
+    add_runtime_options,
+    add_trust_option,
+    apply_runtime,
+    check_compatible,
+    load_data,
+    print_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +166,7 @@ def _common_parser(sub: argparse._SubParsersAction, name: str, summary: str) -> 
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the attack's random choices (default: 0)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--trust-model-code", action="store_true", help="allow importing a package.module:factory model")
+    add_trust_option(p)
     add_runtime_options(p)
     return p
 

@@ -36,6 +36,12 @@ def add_runtime_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
+def add_trust_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trust-model-code", action="store_true", help="allow importing a package.module:factory model"
+    )
+
+
 def apply_runtime(args: argparse.Namespace) -> None:
     if getattr(args, "threads", None) is not None:
         if args.threads < 1:

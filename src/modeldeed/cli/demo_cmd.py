@@ -26,8 +26,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=d.attack_epochs,
         help=f"epochs of each training attack (default: {d.attack_epochs})",
     )
-    p.add_argument("--attacks", default=",".join(d.attacks), metavar="A,B",
-                   help=f"suite attacks to run, or 'all' for the whole suite (default: {','.join(d.attacks)})")
+    p.add_argument(
+        "--attacks",
+        default=",".join(d.attacks),
+        metavar="A,B",
+        help=f"suite attacks to run, or 'all' for the whole suite (default: {','.join(d.attacks)})",
+    )
     p.add_argument(
         "--spoofs",
         default=",".join(SPOOF_METHODS),

@@ -6,7 +6,7 @@ import argparse
 import statistics
 
 from ..errors import ModeldeedError
-from .common import add_data_options, add_runtime_options, apply_runtime, print_json
+from .common import add_data_options, add_runtime_options, add_trust_option, apply_runtime, print_json
 from .pol_hardened_cmd import add_hardened_options, hardening_from_args, register_commit
 
 CHECK_NAMES = ("schedule", "data", "initialisation", "replay")
@@ -69,7 +69,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="fail the KS test at p < 0.01 per tensor, as the reference code does "
         "(default: 0.01 divided by the number of tensors tested)",
     )
-    v.add_argument("--trust-model-code", action="store_true", help="allow importing a package.module:factory model")
+    add_trust_option(v)
     v.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
     add_hardened_options(v)
     add_runtime_options(v)
@@ -99,7 +99,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--margin", type=float, default=10.0, help="delta <= margin * eps_repr (default: 10)")
     c.add_argument("--out", metavar="FILE", help="write the calibration as JSON (for `pol verify --calibration`)")
-    c.add_argument("--trust-model-code", action="store_true", help="allow importing a package.module:factory model")
+    add_trust_option(c)
     c.add_argument("--json", action="store_true", help="print the calibration as one JSON object")
     add_runtime_options(c)
     c.set_defaults(handler=run_calibrate)

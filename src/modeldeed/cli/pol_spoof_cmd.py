@@ -13,7 +13,15 @@ from typing import Any
 
 from ..errors import ModeldeedError
 from ..files import write_json_atomic
-from .common import add_data_options, add_runtime_options, apply_runtime, check_compatible, load_data, print_json
+from .common import (
+    add_data_options,
+    add_runtime_options,
+    add_trust_option,
+    apply_runtime,
+    check_compatible,
+    load_data,
+    print_json,
+)
 
 REPORT_FILE = "spoof.json"
 PROOF_DIR = "proof"
@@ -76,7 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="time N honest training steps and extrapolate to the whole run; 0: train it all (default: 50)",
     )
     p.add_argument("--hardened", action="store_true", help="judge (exit status) by the hardened verdict")
-    p.add_argument("--trust-model-code", action="store_true", help="allow importing a package.module:factory model")
+    add_trust_option(p)
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     add_runtime_options(p)
     p.set_defaults(handler=run_pol_spoof)

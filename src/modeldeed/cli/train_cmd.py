@@ -12,6 +12,7 @@ from . import watermark_cmd
 from .common import (
     add_data_options,
     add_runtime_options,
+    add_trust_option,
     apply_runtime,
     check_compatible,
     load_data,
@@ -31,7 +32,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--model-args", metavar="JSON", help="extra keyword arguments for the model factory, as a JSON object"
     )
-    p.add_argument("--trust-model-code", action="store_true", help="allow importing a package.module:factory model")
+    add_trust_option(p)
     p.add_argument("--out", required=True, metavar="DIR", help="where to write model.safetensors and model.json")
     add_train_options(p)
     add_runtime_options(p)
@@ -67,7 +68,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     e.add_argument("model_dir", metavar="MODEL", help="a model directory written by `modeldeed train`")
     add_data_options(e)
     e.add_argument("--json", action="store_true", help="print one JSON object")
-    e.add_argument("--trust-model-code", action="store_true", help="allow importing a package.module:factory model")
+    add_trust_option(e)
     e.set_defaults(handler=run_evaluate)
 
 

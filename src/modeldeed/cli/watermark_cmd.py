@@ -13,6 +13,7 @@ from ..training import Hook, TrainConfig, accuracy
 from .common import (
     add_data_options,
     add_runtime_options,
+    add_trust_option,
     apply_runtime,
     check_compatible,
     load_data,
@@ -87,7 +88,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help=f"trigger images appended to each batch (default: the paper's {DEFAULT_TRIGGERS_PER_BATCH}, or enough "
         "to show each trigger about 60 times on small data)",
     )
-    e.add_argument("--trust-model-code", action="store_true", help="allow importing a package.module:factory model")
+    add_trust_option(e)
     add_train_options(e)
     add_runtime_options(e)
     e.set_defaults(handler=run_embed)
@@ -181,7 +182,7 @@ def _verify_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print one JSON object (accepted, trigger_accuracy, chance_probability, reasons, ...)",
     )
-    p.add_argument("--trust-model-code", action="store_true", help="allow importing a package.module:factory model")
+    add_trust_option(p)
 
 
 def _make_keys(args: argparse.Namespace, make: Any, count: int) -> tuple[Any, Any]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ..data import Dataset, DataSplits, load_dataset
+from ..data import DataSplits, load_dataset
 from ..models import ModelInfo, ModelSpec, build_model, load_model, read_model_info, save_model, spec_for_data
 from ..training import TrainConfig, accuracy, train
 from ..watermark import (
@@ -133,7 +133,3 @@ def _cached(model_dir: Path, setting: ExperimentSetting) -> bool:
         return False
     info = read_model_info(model_dir)
     return bool(info.extra) and info.extra.get("setting") == setting.to_json()
-
-
-def subset_for(data: Dataset, limit: int | None) -> Dataset:
-    return data if limit is None or len(data) <= limit else data.subset(range(limit))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -211,7 +210,3 @@ TITLES = {
     "transfer": "Transfer learning (Adi et al., Table 2 analogue)",
     "pol": "Proof-of-learning: honest against spoofed (Jia et al.; Zhang et al.)",
 }
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True)
