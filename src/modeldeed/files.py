@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -75,23 +76,117 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def read_json_object(path: str | Path) -> dict[str, Any]:
-    """Parse a JSON file that must hold an object; any failure names the file."""
+# ------------------------------------------------------------------ reading files a stranger wrote
+#
+# Every reader below bounds what it reads before it reads it: it opens only regular files (a FIFO would
+# hang, /dev/zero would never end), never follows a symlink out of the directory the user named, checks
+# the size against a limit first, and decodes JSON with limits on nesting and without NaN, duplicate keys
+# or lone surrogates. Each failure is a FormatError that names the file and the problem.
+
+DEFAULT_JSON_BYTES = 16 << 20  # documents (keys, statements, receipts, model.json); bigger formats pass their own
+DEFAULT_JSON_DEPTH = 32
+MAX_SAFETENSORS_HEADER = 100 << 20
+
+
+def _fail(path: str | Path, problem: str) -> Exception:
     from .errors import FormatError, file_error
 
+    return file_error(FormatError, path, problem)
+
+
+def _inside(path: Path, within: Path) -> bool:
+    real, root = os.path.realpath(path), os.path.realpath(within)
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def read_regular_file(path: str | Path, *, max_bytes: int, within: str | Path | None = None) -> bytes:
+    """The bytes of a regular file of at most `max_bytes`, never following a link out of `within`.
+
+    Why each step: `within` is checked on the resolved path, so a symlink that points outside the directory
+    the user named is refused before anything outside is opened (and nothing about the outside file is ever
+    reported); O_NONBLOCK makes opening a FIFO return at once, and fstat then refuses anything that is not a
+    regular file; the size is checked on the open descriptor, and the read stops at the limit even if the
+    file grows meanwhile.
+    """
     path = Path(path)
+    if within is not None and not _inside(path, Path(within)):
+        raise _fail(path, f"is outside {within} (a symbolic link out of the directory is not followed)")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, flags)
     except FileNotFoundError:
-        raise file_error(FormatError, path, "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise file_error(FormatError, path, f"cannot be read as UTF-8 text ({exc})") from None
+        raise _fail(path, "file not found") from None
+    except IsADirectoryError:
+        raise _fail(path, "is a directory, not a file") from None
+    except OSError as exc:
+        raise _fail(path, f"cannot be opened ({exc.strerror or exc})") from None
     try:
-        obj = json.loads(text, parse_constant=_reject_constant)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _fail(path, f"is not a regular file ({_file_kind(info.st_mode)})")
+        if info.st_size > max_bytes:
+            raise _fail(path, f"is {info.st_size} bytes, more than the {max_bytes} allowed for it")
+        chunks, total = [], 0
+        while chunk := os.read(fd, min(1 << 20, max_bytes + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > max_bytes:
+                raise _fail(path, f"grew past the {max_bytes} bytes allowed for it while being read")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise _fail(path, f"cannot be read ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a plain file"
+
+
+def parse_json_bytes(
+    data: bytes, source: str | Path, *, max_depth: int = DEFAULT_JSON_DEPTH, max_bytes: int = DEFAULT_JSON_BYTES
+) -> Any:
+    """Decode JSON strictly: UTF-8, no NaN/Infinity, no duplicate keys, no lone surrogates, bounded depth."""
+    if len(data) > max_bytes:
+        raise _fail(source, f"is {len(data)} bytes, more than the {max_bytes} allowed for it")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _fail(source, f"is not UTF-8 text (byte {exc.start})") from None
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+    except RecursionError:
+        raise _fail(source, f"not valid JSON (nested more than {max_depth} levels)") from None
     except (json.JSONDecodeError, ValueError) as exc:
-        raise file_error(FormatError, path, f"not valid JSON ({exc})") from None
+        raise _fail(source, f"not valid JSON ({exc})") from None
+    problem = _json_problem(obj, max_depth)
+    if problem:
+        raise _fail(source, f"not valid JSON ({problem})")
+    return obj
+
+
+def read_json_object(
+    path: str | Path,
+    *,
+    within: str | Path | None = None,
+    max_bytes: int = DEFAULT_JSON_BYTES,
+    max_depth: int = DEFAULT_JSON_DEPTH,
+) -> dict[str, Any]:
+    """Read a JSON file that must hold an object, through `read_regular_file` and `parse_json_bytes`."""
+    obj = parse_json_bytes(
+        read_regular_file(path, max_bytes=max_bytes, within=within), path, max_depth=max_depth, max_bytes=max_bytes
+    )
     if not isinstance(obj, dict):
-        raise file_error(FormatError, path, f"expected a JSON object, found {type(obj).__name__}")
+        raise _fail(path, f"expected a JSON object, found {type(obj).__name__}")
     return obj
 
 
@@ -99,21 +194,70 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
 
 
-def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
-    """Load tensors without unpickling; a truncated or corrupt file is a FormatError naming the file."""
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Two values for one key would let two readers see two documents; refuse instead of keeping the last."""
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError(f"key {key[:40]!r} appears twice in one object")
+        obj[key] = value
+    return obj
+
+
+def _json_problem(obj: Any, max_depth: int) -> str | None:
+    """Depth and lone surrogates, checked without recursion (so no input can exhaust the stack)."""
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if not _encodable(value):
+                return "a string holds a lone UTF-16 surrogate"
+        elif isinstance(value, (dict, list)):
+            if depth > max_depth:
+                return f"nested more than {max_depth} levels"
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    if not _encodable(key):
+                        return "a key holds a lone UTF-16 surrogate"
+                    stack.append((item, depth + 1))
+            else:
+                stack.extend((item, depth + 1) for item in value)
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def safetensors_bound(tensor_bytes: int, tensors: int = 1) -> int:
+    """The most bytes a safetensors file holding `tensor_bytes` of data in `tensors` tensors can need."""
+    return tensor_bytes + 8 + (64 << 10) + 1024 * tensors
+
+
+def read_safetensors(path: str | Path, *, max_bytes: int, within: str | Path | None = None) -> dict[str, torch.Tensor]:
+    """Load tensors without unpickling, from a regular file of at most `max_bytes` (see `read_regular_file`).
+
+    Callers pass the most the file can honestly hold (e.g. the byte size of the architecture's tensors plus a
+    header allowance), so a hostile file is refused by its size before it is decoded.
+    """
+    return parse_safetensors_bytes(read_regular_file(path, max_bytes=max_bytes, within=within), path)
+
+
+def parse_safetensors_bytes(data: bytes, source: str | Path) -> dict[str, torch.Tensor]:
+    """Decode an in-memory safetensors file; its header length is bounded before the header is parsed."""
     from safetensors import SafetensorError
     from safetensors.torch import load as load_safetensors_bytes
 
-    from .errors import FormatError, file_error
-
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise file_error(FormatError, path, "file not found") from None
-    except OSError as exc:
-        raise file_error(FormatError, path, f"cannot be read ({exc})") from None
+    if len(data) < 8:
+        raise _fail(source, f"truncated: {len(data)} bytes is shorter than a safetensors header")
+    header_len = int.from_bytes(data[:8], "little")
+    if header_len > min(len(data) - 8, MAX_SAFETENSORS_HEADER):
+        raise _fail(source, f"truncated or corrupt: header length {header_len}, file {len(data)} bytes")
     try:
         return load_safetensors_bytes(data)
     except (SafetensorError, ValueError, RuntimeError) as exc:
-        raise file_error(FormatError, path, f"not a valid safetensors file ({exc})") from None
+        raise _fail(source, f"not a valid safetensors file ({exc})") from None

@@ -11,7 +11,7 @@ from torch import nn
 
 from .. import __version__
 from ..errors import FormatError, file_error
-from ..files import read_json_object, read_safetensors, write_json_atomic, write_safetensors_atomic
+from ..files import read_json_object, read_safetensors, safetensors_bound, write_json_atomic, write_safetensors_atomic
 from ..validation import Fields
 from .registry import ModelSpec, build_model
 
@@ -77,7 +77,9 @@ def load_model(directory: str | Path, *, trust_code: bool = False, device: str =
     info = read_model_info(directory)
     model = build_model(info.spec, trust_code=trust_code)
     weights_path = Path(directory) / WEIGHTS_FILE
-    tensors = read_safetensors(weights_path)
+    expected = model.state_dict()
+    size = sum(t.numel() * t.element_size() for t in expected.values())
+    tensors = read_safetensors(weights_path, max_bytes=safetensors_bound(size, len(expected)), within=directory)
     load_state_exactly(model, tensors, weights_path)
     return model.to(device), info
 

@@ -206,7 +206,7 @@ def load_proof(directory: str | Path) -> tuple[Proof, str]:
         ) from None
     if size > MAX_PROOF_BYTES:
         raise file_error(FormatError, path, f"is {size} bytes, more than the {MAX_PROOF_BYTES} a proof may have")
-    doc = read_json_object(path)
+    doc = read_json_object(path, within=directory, max_bytes=MAX_PROOF_BYTES)
     return parse_proof(doc, path), proof_id(doc)
 
 

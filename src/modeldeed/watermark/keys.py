@@ -18,7 +18,14 @@ import torch
 from .. import __version__
 from ..crypto import NONCE_BYTES, challenge_bits, commit, encode_label, encode_tensor, open_commitment, tagged_digest
 from ..errors import FormatError, file_error
-from ..files import canonical_json, read_json_object, read_safetensors, write_json_atomic, write_safetensors_atomic
+from ..files import (
+    canonical_json,
+    read_json_object,
+    read_safetensors,
+    safetensors_bound,
+    write_json_atomic,
+    write_safetensors_atomic,
+)
 from ..validation import Fields
 
 VK_FORMAT = "modeldeed.watermark.verification-key"
@@ -274,7 +281,7 @@ def _labels(f: Fields, key: str, length: int, num_classes: int) -> list[int]:
 
 
 def _images(path: Path, name: str, count: int, shape: tuple[int, int, int]) -> torch.Tensor:
-    tensors = read_safetensors(path)
+    tensors = read_safetensors(path, max_bytes=safetensors_bound(4 * count * shape[0] * shape[1] * shape[2]))
     if set(tensors) != {name}:
         raise file_error(FormatError, path, f"must hold exactly one tensor {name!r}, found {sorted(tensors)}")
     images = tensors[name]

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..data import Dataset
 from ..errors import FormatError, ModeldeedError, file_error
-from ..files import read_json_object, read_safetensors, write_json_atomic, write_safetensors_atomic
+from ..files import read_json_object, read_safetensors, safetensors_bound, write_json_atomic, write_safetensors_atomic
 from ..validation import Fields
 from .keys import MarkingKey, Opening, VerificationKey, load_marking_key, load_verification_key, opening_from_fields
 from .security import acceptance_threshold, binomial_tail, log2_fraction
@@ -246,7 +246,9 @@ def load_reveal(directory: str | Path, verification_key: VerificationKey) -> Rev
     f = Fields(read_json_object(path), path)
     f.expect_format(REVEAL_FORMAT)
     count = len(f.list("indices"))
-    tensors = read_safetensors(path.parent / REVEAL_TENSORS)
+    tensors = read_safetensors(
+        path.parent / REVEAL_TENSORS, max_bytes=safetensors_bound(4 * count * math.prod(vk.input_shape))
+    )
     images = tensors.get("images")
     if (
         set(tensors) != {"images"}
