@@ -10,6 +10,7 @@ from typing import Any
 from ..errors import ModeldeedError
 from ..models import ModelInfo, load_model, save_model
 from ..training import Hook, TrainConfig, accuracy
+from . import zk_cmd
 from .common import (
     add_data_options,
     add_runtime_options,
@@ -153,6 +154,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     s.add_argument("--bits", type=int, default=64, metavar="N", help="security level 2^-N (default: 64)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(handler=run_security)
+
+    zk_cmd.register(sub)  # zk-keygen, zk-setup, zk-prove, zk-verify (modeldeed.zk)
 
 
 def _key_options(p: argparse.ArgumentParser, epsilon: float) -> None:

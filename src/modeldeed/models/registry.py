@@ -14,9 +14,10 @@ from torch import nn
 
 from ..errors import ModeldeedError
 from .cnn import SmallCNN
+from .mlp import MLP
 from .resnet import resnet18, resnet20
 
-BUILTIN: dict[str, Callable[..., nn.Module]] = {"cnn": SmallCNN, "resnet18": resnet18, "resnet20": resnet20}
+BUILTIN: dict[str, Callable[..., nn.Module]] = {"cnn": SmallCNN, "resnet18": resnet18, "resnet20": resnet20, "mlp": MLP}
 DATA_ARGUMENTS = ("in_channels", "num_classes", "input_size")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
 import torch
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SIZE = 100
 DEFAULT_EPSILON = 0.1
 DEFAULT_SECURITY_BITS = 32
+ZkCommit = Callable[[torch.Tensor, torch.Tensor, Sequence[bytes]], Sequence[str]]
 
 
 def keygen(
@@ -49,6 +50,7 @@ def pkeygen(
     security_bits: int = DEFAULT_SECURITY_BITS,
     epsilon: float = DEFAULT_EPSILON,
     images: torch.Tensor | None = None,
+    zk_commit: ZkCommit | None = None,
 ) -> tuple[MarkingKey, VerificationKey]:
     """PKeyGen(ℓ = 4n): KeyGen(ℓ), e = H(vk) by Fiat-Shamir, the e=1 half opened inside the public key.
 
@@ -56,11 +58,22 @@ def pkeygen(
     elements survives the opened-half check with probability 2^-m, so fewer than n of them hide in
     the e=0 half except with probability 2^-n per key tried. Fiat-Shamir lets a cheater try keys
     offline, so n should exceed the log2 of the hashes an adversary can afford (n ≥ 64 for real use).
+
+    `zk_commit(images, labels, image_nonces)` (modeldeed.zk) returns a second commitment per trigger that the
+    key id covers, so it is fixed before the challenge is drawn.
     """
     if security_bits < 1:
         raise ModeldeedError(f"security bits must be >= 1, got {security_bits}")
     return _generate(
-        "cut-and-choose", classes, input_shape, 4 * security_bits, epsilon, images, sets=1, security_bits=security_bits
+        "cut-and-choose",
+        classes,
+        input_shape,
+        4 * security_bits,
+        epsilon,
+        images,
+        sets=1,
+        security_bits=security_bits,
+        zk_commit=zk_commit,
     )
 
 
@@ -89,6 +102,7 @@ def _generate(
     *,
     sets: int,
     security_bits: int | None,
+    zk_commit: ZkCommit | None = None,
 ) -> tuple[MarkingKey, VerificationKey]:
     classes = tuple(str(c) for c in classes)
     shape = tuple(int(d) for d in input_shape)
@@ -118,6 +132,7 @@ def _generate(
         source,
         security_bits,
         sets,
+        zk_commitments=None if zk_commit is None else tuple(zk_commit(images, labels, image_nonces)),
     )
     challenge = None
     if scheme == "cut-and-choose":

@@ -8,6 +8,7 @@ The byte layouts are specified in docs/formats.md.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,11 @@ TRIGGER_PNG_DIR = "triggers"
 VK_TAG = b"modeldeed/verification-key/v1"
 SCHEMES = ("private", "cut-and-choose", "bounded")
 SOURCES = ("abstract", "images")
+# A key made for zero-knowledge verification (modeldeed.zk) also commits to every trigger with Poseidon over
+# the Pasta field; the watermark package only stores those commitments (decimal field elements) and lets the
+# key id cover them, so that they are fixed before the challenge e = H(vk) is drawn.
+ZK_HASH = "poseidon-kimchi-pasta-fp"
+_DECIMAL_FIELD = re.compile(r"0|[1-9][0-9]{0,76}")
 
 
 def image_encoding(image: torch.Tensor) -> bytes:
@@ -103,6 +109,7 @@ class VerificationKey:
     sets: int = 1  # bounded: disjoint trigger sets of size // sets each
     opened: Opening | None = None  # cut-and-choose: the e=1 half, opened
     modeldeed_version: str = __version__
+    zk_commitments: tuple[str, ...] | None = None  # cut-and-choose for modeldeed.zk: Poseidon, one per trigger
 
     @property
     def size(self) -> int:
@@ -135,6 +142,8 @@ class VerificationKey:
         }
         if self.security_bits is not None:
             doc["security_bits"] = self.security_bits
+        if self.zk_commitments is not None:
+            doc["zk"] = {"hash": ZK_HASH, "commitments": list(self.zk_commitments)}
         return doc
 
     def to_json(self) -> dict[str, Any]:
@@ -331,6 +340,7 @@ def load_verification_key(path: str | Path) -> VerificationKey:
         "label_commitments",
         "security_bits",
         "opened",
+        "zk",
     }
     _refuse_unknown(f, allowed)
     scheme, classes, shape, size, sets, source = _common_fields(f)
@@ -353,7 +363,7 @@ def load_verification_key(path: str | Path) -> VerificationKey:
         images = _images(json_path.parent / VK_TENSORS, "opened_images", count, shape)
         opened = opening_from_fields(of, images, size, len(classes))
     else:
-        for key in ("security_bits", "opened"):
+        for key in ("security_bits", "opened", "zk"):
             if f.has(key):
                 raise f.fail(key, f"belongs only in a cut-and-choose key, not a {scheme} key")
     return VerificationKey(
@@ -369,7 +379,21 @@ def load_verification_key(path: str | Path) -> VerificationKey:
         sets,
         opened,
         f.str("modeldeed_version"),
+        _zk_commitments(f, size) if f.has("zk") else None,
     )
+
+
+def _zk_commitments(f: Fields, size: int) -> tuple[str, ...]:
+    """The Poseidon commitments of a key made for zero-knowledge verification: one decimal field element each."""
+    zk = f.object("zk")
+    if set(zk.obj) != {"hash", "commitments"}:
+        raise f.fail("zk", 'must hold exactly "hash" and "commitments"')
+    zk.str("hash", choices=(ZK_HASH,))
+    values = zk.str_list("commitments", length=size)
+    for i, value in enumerate(values):
+        if not _DECIMAL_FIELD.fullmatch(value):
+            raise zk.fail("commitments", f"entry {i} must be a decimal number of at most 77 digits")
+    return tuple(values)
 
 
 def load_marking_key(path: str | Path) -> MarkingKey:

@@ -1,0 +1,118 @@
+// The one entry point Python runs: `node main.mjs COMMAND CACHE_DIR`, a JSON request on stdin, one JSON
+// answer on stdout. Python validates every value before it gets here (decimal field elements, bounded sizes,
+// a cache directory it made); this file only computes. Exit 0 with {"ok": true, ...}, or exit 3 with
+// {"ok": false, "error": "..."} for a failure it understood (e.g. an unsatisfied constraint).
+
+import { readFileSync } from 'node:fs';
+import { Cache, Field, Poseidon, Provable, verify } from 'o1js';
+import { TRIGGER_PREFIX, layout, program, statement } from './circuit.mjs';
+
+// o1js keeps the structured reference strings (SRS) in a cache only while compiling; a fresh verifier process
+// would otherwise recompute them (tens of seconds). This internal module of the pinned o1js version lets the
+// verifier read them from the circuit's cache directory, read-only.
+const { setSrsCache } = await import(new URL('./bindings/crypto/cache.js', import.meta.resolve('o1js')).href);
+
+function fields(values, what) {
+  if (!Array.isArray(values)) throw Error(`${what} must be a list`);
+  return values.map((v) => {
+    if (typeof v !== 'string' || !/^(0|[1-9][0-9]{0,76})$/.test(v)) throw Error(`${what} holds a non-decimal value`);
+    const x = BigInt(v);
+    if (x >= Field.ORDER) throw Error(`${what} holds a value outside the field`);
+    return Field(x);
+  });
+}
+
+function readOnly(cacheDir) {
+  return { ...Cache.FileSystem(cacheDir), canWrite: false };
+}
+
+const commands = {
+  // Poseidon commitments of triggers, out of circuit: each input is [nonce, label, bit count, packed bits...].
+  async commit(request) {
+    return { hashes: request.inputs.map((xs, i) => Poseidon.hashWithPrefix(TRIGGER_PREFIX, fields(xs, `input ${i}`)).toString()) };
+  },
+  async layout(request) {
+    return { layout: layout(request.dims, request.slots) };
+  },
+  async rows(request) {
+    const { zk } = program(request.dims, request.slots);
+    const methods = await zk.analyzeMethods();
+    return { rows: methods.prove.rows, gates: methods.prove.summary() };
+  },
+  // Run the statement on concrete values and check every constraint, without keys or a proof: seconds instead
+  // of minutes, so tests can try many dishonest witnesses. A violated constraint answers {holds: false}.
+  async check(request) {
+    const lay = layout(request.dims, request.slots);
+    const pub = fields(request.public, 'public input');
+    const priv = fields(request.private, 'private input');
+    if (pub.length !== lay.publicSize || priv.length !== lay.privateSize) {
+      throw Error(`expected ${lay.publicSize} public and ${lay.privateSize} private values, got ${pub.length} and ${priv.length}`);
+    }
+    const body = statement(lay);
+    try {
+      await Provable.runAndCheck(() => {
+        const w = (xs) => xs.map((x) => Provable.witness(Field, () => x));
+        body(w(pub), w(priv));
+      });
+      return { holds: true };
+    } catch (error) {
+      return { holds: false, reason: String(error?.message ?? error).split('\n')[0].slice(0, 300) };
+    }
+  },
+  async compile(request, cacheDir) {
+    const { zk } = program(request.dims, request.slots);
+    const { verificationKey } = await zk.compile({ cache: Cache.FileSystem(cacheDir) });
+    const methods = await zk.analyzeMethods();
+    return { vk: verificationKey.data, vk_hash: verificationKey.hash.toString(), rows: methods.prove.rows };
+  },
+  async prove(request, cacheDir) {
+    const { zk, lay } = program(request.dims, request.slots);
+    const pub = fields(request.public, 'public input');
+    const priv = fields(request.private, 'private input');
+    if (pub.length !== lay.publicSize || priv.length !== lay.privateSize) {
+      throw Error(`expected ${lay.publicSize} public and ${lay.privateSize} private values, got ${pub.length} and ${priv.length}`);
+    }
+    const { verificationKey } = await zk.compile({ cache: readOnly(cacheDir) });
+    if (request.vk_hash && verificationKey.hash.toString() !== request.vk_hash) {
+      throw Error('the compiled circuit does not match the cached verification key');
+    }
+    const started = Date.now();
+    const { proof } = await zk.prove(pub, priv);
+    return { proof: proof.toJSON().proof, prove_seconds: (Date.now() - started) / 1000 };
+  },
+  // Verification needs no compilation: the verification key comes from Python's cache, the public input from
+  // Python's own derivation, and only the proof string from the prover.
+  // Several (public input, proof) cases against one key, so the reference strings are loaded once.
+  async verify(request, cacheDir) {
+    setSrsCache(readOnly(cacheDir));
+    const results = [];
+    for (const [i, c] of request.cases.entries()) {
+      const publicInput = fields(c.public, `public input ${i}`).map(String);
+      const proof = { publicInput, publicOutput: [], maxProofsVerified: 0, proof: c.proof };
+      try {
+        results.push({ valid: (await verify(proof, request.vk)) === true });
+      } catch (error) {
+        const why = String(error?.message ?? error).split('\n')[0].slice(0, 200);
+        results.push({ valid: false, reason: `the proof does not decode (${why})` });
+      }
+    }
+    return { results };
+  },
+};
+
+async function main() {
+  const [command, cacheDir] = process.argv.slice(2);
+  if (!Object.hasOwn(commands, command)) throw Error(`unknown command ${command}`);
+  const request = JSON.parse(readFileSync(0, 'utf8'));
+  const answer = await commands[command](request, cacheDir);
+  process.stdout.write(JSON.stringify({ ok: true, ...answer }) + '\n');
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    const message = String(error?.message ?? error).split('\n').slice(0, 3).join(' ').slice(0, 600);
+    process.stdout.write(JSON.stringify({ ok: false, error: message }) + '\n');
+    process.exit(3);
+  },
+);
