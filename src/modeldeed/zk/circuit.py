@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 VK_FORMAT = "modeldeed.zk.circuit-key"
 VK_FILE = "circuit_key.json"
-HEADER_FIELDS = 6  # key id (2), model digest (2), threshold, chunk number
+HEADER_FIELDS = 7  # key id (2), model digest (2), threshold, chunk number, challenge seed
+PUBLIC_ROWS_PER_VALUE = 7  # Pickles hashes the public input into one value: Poseidon, ~6.5 rows per value
 SLOT_CHOICES = (4, 8, 16, 32, 64, 128)
 MAX_ROWS = 1 << 16  # o1js proves circuits of up to 2^16 rows
 MAX_DIM = 4096
@@ -65,12 +66,8 @@ class CircuitSpec:
         return self.dims[1:-1]
 
     @property
-    def weight_count(self) -> int:
-        return sum(self.dims[i] * self.dims[i - 1] + self.dims[i] for i in range(1, len(self.dims)))
-
-    @property
     def public_size(self) -> int:
-        return HEADER_FIELDS + self.weight_count + 2 * self.slots
+        return public_size(self.dims, self.slots)
 
     @property
     def per_slot(self) -> int:
@@ -78,7 +75,7 @@ class CircuitSpec:
 
     @property
     def private_size(self) -> int:
-        return self.slots * self.per_slot
+        return 1 + self.slots * self.per_slot
 
     def estimated_rows(self) -> int:
         return estimate_rows(self.dims, self.slots)
@@ -95,16 +92,20 @@ class CircuitSpec:
         return {"dims": list(self.dims), "slots": self.slots}
 
 
+def public_size(dims: tuple[int, ...], slots: int) -> int:
+    """Header, then per layer the Freivalds vector (one value per input) and scalar, then two values per slot."""
+    return HEADER_FIELDS + sum(dims[i - 1] + 1 for i in range(1, len(dims))) + 2 * slots
+
+
 def estimate_rows(dims: tuple[int, ...], slots: int) -> int:
     """Rows of the circuit, from a fit to o1js's own counts (docs/zk.md), rounded up: no node needed.
 
     Per slot: two rows per input bit (booleanity, packing, Freivalds), eight per hidden unit (sign, 64-bit
     range check, ReLU, challenge hash) and thirteen per class (logit comparison and range check), plus the
-    Poseidon commitment. Once per proof: every weight twice (as public input, and in the Freivalds vectors).
+    Poseidon commitment. Once per proof: Pickles hashes the public input (about 6.5 rows per value).
     """
-    weights = sum(dims[i] * dims[i - 1] + dims[i] for i in range(1, len(dims)))
     per_slot = math.ceil(2.1 * dims[0]) + 8 * sum(dims[1:-1]) + 13 * dims[-1] + 62
-    return 2 * weights + 60 + slots * per_slot
+    return PUBLIC_ROWS_PER_VALUE * public_size(dims, slots) + 100 + slots * per_slot
 
 
 def mac_estimate_rows(macs_per_trigger: int, parameters: int, triggers: int) -> int:

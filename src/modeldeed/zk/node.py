@@ -34,6 +34,7 @@ TIMEOUTS = {
     "commit": 300.0,
     "layout": 120.0,
     "check": 600.0,
+    "challenge": 300.0,
     "rows": 900.0,
     "compile": 3600.0,
     "prove": 3600.0,

@@ -25,6 +25,7 @@ MAX_FILE_BYTES = 8 << 20
 
 class ChunkProof(Document):
     threshold: int = Field(ge=0, le=max(SLOT_CHOICES))
+    seed: str = Field(pattern=r"^(0|[1-9][0-9]{0,76})$")  # the challenge seed: Poseidon of the salted claims
     proof: str = Field(min_length=1, max_length=MAX_PROOF_CHARS, pattern=r"^[A-Za-z0-9+/]+={0,2}$")
 
 

@@ -30,7 +30,7 @@ from .quantize import (
     check_agreement,
     quantize_mlp,
 )
-from .statement import derive_statement, split_threshold, trigger_witness
+from .statement import challenges, derive_statement, honest_claims, split_threshold
 from .support import require_supported
 
 log = logging.getLogger(__name__)
@@ -92,26 +92,28 @@ def prove_watermark(
     key, compiled = setup(statement.spec)
     labels = [int(mk.labels[i]) for i in hidden]
     nonces = [mk.image_nonces[i] for i in hidden]
-    witnesses = [
-        trigger_witness(statement, quantized, chunk, images, labels, nonces) for chunk in range(len(statement.chunks()))
-    ]
-    correct = sum(w.correct for w in witnesses)
+    claims = [honest_claims(statement, chunk, images, labels, nonces) for chunk in range(len(statement.chunks()))]
+    correct = sum(c.correct for c in claims)
     total = statement.required if threshold is None else int(threshold)
-    thresholds = split_threshold([w.correct for w in witnesses], total)
+    thresholds = split_threshold([c.correct for c in claims], total)
     log.info("%d of %d hidden triggers classified as committed; proving at least %d", correct, len(hidden), total)
+    seeds = challenges(
+        statement,
+        [{"transcript": c.transcript(statement.header(k, t))} for k, (c, t) in enumerate(zip(claims, thresholds))],
+    )
     chunks, seconds, peak = [], 0.0, None
-    for chunk, (witness, t) in enumerate(zip(witnesses, thresholds)):
+    for chunk, (claim, t, (seed, rhos)) in enumerate(zip(claims, thresholds, seeds)):
         result = run_node(
             "prove",
             {
                 **statement.spec.request(),
-                "public": statement.public_input(chunk, t),
-                "private": witness.private,
+                "public": statement.public_input(chunk, t, seed, rhos),
+                "private": claim.private(),
                 "vk_hash": key.vk_hash,
             },
             circuit_dir(statement.spec),
         )
-        chunks.append(ChunkProof(threshold=t, proof=str(result.answer["proof"])))
+        chunks.append(ChunkProof(threshold=t, seed=str(seed), proof=str(result.answer["proof"])))
         seconds += result.seconds
         if result.peak_rss_bytes is not None:
             peak = max(peak or 0, result.peak_rss_bytes)

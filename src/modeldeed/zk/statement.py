@@ -1,14 +1,20 @@
-"""The public input every verifier derives, and the witness only the owner can build.
+"""The public input every verifier derives, and the claims only the owner can make (js/circuit.mjs is the spec).
 
 Both sides derive the same statement from what they hold: the verification key (key id, hidden indices,
 Poseidon commitments, ε) and the model (its quantized integers and their digest). The hidden triggers are
 split into chunks of `slots` consecutive hidden indices, one proof each; chunk k proves "at least t_k of my
 triggers are classified as committed", and the verifier requires Σ t_k ≥ ⌈(1-ε)·h⌉.
+
+The weights enter a proof only through Freivalds vectors: with the challenge seed c (a Poseidon hash of the
+prover's salted claims, proven inside the circuit) and r_l = Poseidon(c, l), the verifier computes
+v_l = Σ_j r_l^j W_l[j, :] and β_l = Σ_j r_l^j B_l[j] from MODEL's integers, modulo p.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -17,9 +23,11 @@ from ..errors import ModeldeedError
 from ..watermark import VerificationKey
 from ..watermark.security import acceptance_threshold
 from .circuit import CircuitSpec
-from .encoding import decimal, digest_halves, trigger_bits, zk_nonce
+from .encoding import FIELD_MODULUS, decimal, digest_halves, pack_bits, parse_field, trigger_bits, zk_nonce
 from .keys import require_zk_key
 from .quantize import INPUT_LEVEL, QuantizedMLP, strict_argmax
+
+MAGNITUDES_PER_FIELD = 3  # 64-bit magnitudes per field element in the challenge transcript
 
 
 @dataclass(frozen=True)
@@ -31,7 +39,7 @@ class Statement:
     model_digest: str
     hidden: tuple[int, ...]  # trigger indices with challenge bit 0
     commitments: tuple[int, ...]  # their Poseidon commitments
-    weights: tuple[int, ...]  # the model's integers, in public-input order
+    model: QuantizedMLP
     epsilon: float
 
     @property
@@ -44,19 +52,31 @@ class Statement:
         s = self.spec.slots
         return [tuple(range(start, min(start + s, len(self.hidden)))) for start in range(0, len(self.hidden), s)]
 
-    def public_input(self, chunk: int, threshold: int) -> list[str]:
+    def header(self, chunk: int, threshold: int) -> list[int]:
+        return [*digest_halves(self.key_id), *digest_halves(self.model_digest), int(threshold), int(chunk)]
+
+    def public_input(self, chunk: int, threshold: int, seed: int, rhos: Sequence[int]) -> list[str]:
         positions = self.chunks()[chunk]
-        header = [*digest_halves(self.key_id), *digest_halves(self.model_digest), threshold, chunk]
         slots: list[int] = []
         for slot in range(self.spec.slots):
-            if slot < len(positions):
-                slots += [1, self.commitments[positions[slot]]]
-            else:
-                slots += [0, 0]
-        values = decimal([*header, *self.weights, *slots])
+            slots += [1, self.commitments[positions[slot]]] if slot < len(positions) else [0, 0]
+        values = decimal([*self.header(chunk, threshold), seed, *freivalds_vectors(self.model, rhos), *slots])
         if len(values) != self.spec.public_size:
             raise AssertionError("public input size does not match the circuit layout")
         return values
+
+
+def freivalds_vectors(model: QuantizedMLP, rhos: Sequence[int]) -> list[int]:
+    """Per layer: v_l = Σ_j r^j W_l[j, :] (one value per input) and β_l = Σ_j r^j B_l[j], modulo p."""
+    if len(rhos) != len(model.weights):
+        raise ModeldeedError(f"expected {len(model.weights)} layer challenges, got {len(rhos)}")
+    out: list[int] = []
+    for r, w, b in zip(rhos, model.weights, model.biases):
+        powers = [pow(int(r), j, FIELD_MODULUS) for j in range(w.shape[0])]
+        for i in range(w.shape[1]):
+            out.append(sum(p * int(w[j, i]) for j, p in enumerate(powers)) % FIELD_MODULUS)
+        out.append(sum(p * int(c) for p, c in zip(powers, b.tolist())) % FIELD_MODULUS)
+    return out
 
 
 def derive_statement(vk: VerificationKey, quantized: QuantizedMLP, slots: int) -> Statement:
@@ -73,61 +93,101 @@ def derive_statement(vk: VerificationKey, quantized: QuantizedMLP, slots: int) -
         vk.key_id,
         quantized.digest(),
         hidden,
-        tuple(int(commitments[i]) for i in hidden),
-        tuple(quantized.public_integers()),
+        tuple(parse_field(commitments[i], f"the key's Poseidon commitment {i}") for i in hidden),
+        quantized,
         vk.epsilon,
     )
 
 
-@dataclass(frozen=True)
-class Witness:
-    """The owner's secret inputs for one chunk, and which of its triggers the integer model gets right."""
+@dataclass
+class Claims:
+    """The owner's secret inputs for one chunk: triggers, and the forward pass claimed for each slot."""
 
-    private: list[str]
-    correct: int
+    bits: np.ndarray  # slots × inputs, 0/1
+    nonces: list[int]
+    labels: list[int]
+    hidden: list[np.ndarray]  # per hidden layer: slots × width pre-activations
+    logits: np.ndarray  # slots × classes
+    counted: list[int]
+    salt: int = field(default_factory=lambda: secrets.randbits(248))
+
+    def private(self) -> list[str]:
+        out: list[int] = [self.salt]
+        classes = self.logits.shape[1]
+        for s in range(len(self.counted)):
+            out += [int(b) for b in self.bits[s]]
+            out += [self.nonces[s], self.labels[s]]
+            out += [int(k == self.labels[s]) for k in range(classes)]
+            for z in self.hidden:
+                row = [int(v) for v in z[s]]
+                out += [int(v >= 0) for v in row]
+                out += [v if v >= 0 else -v - 1 for v in row]
+            out += [int(v) for v in self.logits[s]]
+            out.append(self.counted[s])
+        return decimal(out)
+
+    def transcript(self, header: Sequence[int]) -> list[str]:
+        """What the circuit hashes into the challenge seed, in its order (js/circuit.mjs)."""
+        out: list[int] = [*header, self.salt]
+        for s in range(len(self.counted)):
+            out += pack_bits([int(b) for b in self.bits[s]])
+            for z in self.hidden:
+                row = [int(v) for v in z[s]]
+                out += pack_bits([int(v >= 0) for v in row])
+                magnitudes = [v if v >= 0 else -v - 1 for v in row]
+                for i in range(0, len(magnitudes), MAGNITUDES_PER_FIELD):
+                    out.append(sum(m << (64 * k) for k, m in enumerate(magnitudes[i : i + MAGNITUDES_PER_FIELD])))
+            out += [int(v) for v in self.logits[s]]
+        return decimal(out)
+
+    @property
+    def correct(self) -> int:
+        return sum(self.counted)
 
 
-def trigger_witness(
+def honest_claims(
     statement: Statement,
-    quantized: QuantizedMLP,
     chunk: int,
     images: torch.Tensor,
-    labels: list[int],
-    image_nonces: list[bytes],
-) -> Witness:
-    """Pixel bits, nonce, label, one-hot label, the integer forward pass and the counted flag, per slot.
+    labels: Sequence[int],
+    image_nonces: Sequence[bytes],
+) -> Claims:
+    """The true forward pass of the integer model on this chunk's triggers, each counted iff classified as committed.
 
-    `images`, `labels` and `image_nonces` are the hidden triggers in the order of `statement.hidden`. A
-    trigger is counted iff the integer model's logit for its label is strictly the largest; empty slots hold
-    an all-zero image with label 0, its honest forward pass, and are not counted.
+    `images`, `labels` and `image_nonces` are the hidden triggers in the order of `statement.hidden`. A trigger is
+    counted iff the integer model's logit for its label is strictly the largest; empty slots hold an all-zero
+    image with label 0 and its honest forward pass, and are not counted.
     """
     spec = statement.spec
     positions = statement.chunks()[chunk]
     bits = np.zeros((spec.slots, spec.inputs), dtype=np.int64)
     for slot, position in enumerate(positions):
         bits[slot] = trigger_bits(images[position])
-    hidden_pre, logits = quantized.forward(bits * INPUT_LEVEL)
+    hidden, logits = statement.model.forward(bits * INPUT_LEVEL)
     predictions = strict_argmax(logits)
-    private: list[int] = []
-    correct = 0
-    for slot in range(spec.slots):
-        active = slot < len(positions)
-        label = labels[positions[slot]] if active else 0
-        nonce = zk_nonce(image_nonces[positions[slot]]) if active else 0
-        counted = int(active and predictions[slot] == label)
-        correct += counted
-        private += [int(b) for b in bits[slot]]
-        private += [nonce, label]
-        private += [int(k == label) for k in range(spec.classes)]
-        for z in hidden_pre:
-            row = [int(v) for v in z[slot]]
-            private += [int(v >= 0) for v in row]
-            private += [v if v >= 0 else -v - 1 for v in row]
-        private += [int(v) for v in logits[slot]]
-        private.append(counted)
-    if len(private) != spec.private_size:
-        raise AssertionError("private input size does not match the circuit layout")
-    return Witness(decimal(private), correct)
+    slot_labels = [int(labels[p]) for p in positions] + [0] * (spec.slots - len(positions))
+    nonces = [zk_nonce(image_nonces[p]) for p in positions] + [0] * (spec.slots - len(positions))
+    counted = [int(s < len(positions) and predictions[s] == slot_labels[s]) for s in range(spec.slots)]
+    return Claims(bits, nonces, slot_labels, hidden, logits, counted)
+
+
+def challenges(statement: Statement, items: list[dict[str, object]]) -> list[tuple[int, list[int]]]:
+    """(seed, per-layer challenges) for each item: {"transcript": [...]} (prover) or {"seed": "..."} (verifier)."""
+    from .circuit import cache_root
+    from .node import run_node
+
+    layers = len(statement.spec.dims) - 1
+    answer = run_node("challenge", {"layers": layers, "items": items}, cache_root()).answer
+    out = []
+    for i, item in enumerate(answer.get("items") or []):
+        seed = parse_field(str(item.get("seed")), f"challenge seed {i}")
+        rhos = [parse_field(str(r), f"challenge {i}") for r in item.get("rhos") or []]
+        if len(rhos) != layers:
+            raise ModeldeedError("the o1js challenge step returned the wrong number of challenges")
+        out.append((seed, rhos))
+    if len(out) != len(items):
+        raise ModeldeedError("the o1js challenge step returned the wrong number of seeds")
+    return out
 
 
 def split_threshold(correct: list[int], total: int) -> list[int]:

@@ -27,7 +27,7 @@ from .keys import opened_half_problems
 from .node import run_node
 from .proof import ZkProof
 from .quantize import MIN_TEST_AGREEMENT, Agreement, agreement, check_agreement, quantize_mlp
-from .statement import derive_statement
+from .statement import challenges, derive_statement
 from .support import require_supported
 
 log = logging.getLogger(__name__)
@@ -143,9 +143,12 @@ def verify_watermark(
     )
     valid: list[bool] = []
     if len(proof.chunks) == len(chunks):  # the cryptographic check runs even when a reason was found already
-        results, seconds = verify_chunks(
-            key.vk, [(statement.public_input(k, c.threshold), c.proof) for k, c in enumerate(proof.chunks)], spec
-        )
+        seeds = challenges(statement, [{"seed": c.seed} for c in proof.chunks])
+        cases = [
+            (statement.public_input(k, c.threshold, seed, rhos), c.proof)
+            for k, (c, (seed, rhos)) in enumerate(zip(proof.chunks, seeds))
+        ]
+        results, seconds = verify_chunks(key.vk, cases, spec)
         for k, (result, t) in enumerate(zip(results, thresholds)):
             valid.append(result.get("valid") is True)
             if not valid[-1]:

@@ -1,15 +1,18 @@
 // The zero-knowledge statement of modeldeed's watermark (Adi et al. 2018, Appendix A, PVerify step 4),
 // as an o1js ZkProgram over the Pasta field Fp. docs/zk.md states the relation in words; this file is it.
 //
-// Public (the verifier computes every value itself): the verification key's id and the quantized model's
-// digest (two 128-bit halves each), the threshold t of this proof, the chunk number, every integer weight and
-// bias of the quantized MLP, and per slot an "active" flag and the Poseidon commitment of one hidden trigger.
-// Secret: per slot the trigger's pixel bits, its commitment nonce and label, and the forward pass the prover
-// claims for it (sign bit and magnitude of every hidden pre-activation, and the logits).
+// Public (the verifier computes every value itself, from MODEL and the verification key): the key's id and the
+// quantized model's digest (two 128-bit halves each), the threshold t of this proof, the chunk number, the
+// challenge seed c, per layer l the Freivalds vector v_l = Σ_j r_l^j W_l[j, :] and scalar β_l = Σ_j r_l^j B_l[j]
+// with r_l = Poseidon(c, l), and per slot an "active" flag and the Poseidon commitment of one hidden trigger.
+// Secret: a salt, and per slot the trigger's pixel bits, its commitment nonce and label, and the forward pass the
+// prover claims for it (sign bit and magnitude of every hidden pre-activation, and the logits).
 // Statement: every active slot's commitment opens to its bits, nonce and label; at least t slots are counted,
 // only active slots count, and a counted slot's logit for its label is strictly above every other logit;
-// the claimed forward passes are the model's, checked by Freivalds' test with a challenge that is a Poseidon
-// hash of every claim (so it is fixed only after the claims are).
+// c is the Poseidon hash of the salt and every claim (so the challenge is fixed only after the claims are), and
+// every claimed layer passes Freivalds' test: Σ_j r_l^j z_j = v_l · a + β_l. The weights never enter the circuit:
+// the verifier folds them into v_l and β_l itself, which keeps the public input (which Pickles hashes, about six
+// rows per value) to a few hundred values.
 //
 // Integers are field elements; negative numbers are p - |x|. The verifier refuses models whose values could
 // reach 2^62 (modeldeed/zk/quantize.py), so every "x in [0, 2^64)" check below decides the sign of x.
@@ -21,7 +24,7 @@ export const CHALLENGE_PREFIX = 'modeldeed/zk/freivalds/v1';
 export const BITS_PER_FIELD = 248;
 export const INPUT_LEVEL = 255n; // a pixel bit b stands for the quantized input value 255 * b
 export const MAGNITUDES_PER_FIELD = 3; // 64-bit magnitudes packed into one field for the challenge hash
-export const HEADER = ['key_hi', 'key_lo', 'model_hi', 'model_lo', 'threshold', 'chunk'];
+export const HEADER = ['key_hi', 'key_lo', 'model_hi', 'model_lo', 'threshold', 'chunk', 'challenge'];
 
 /** Where every public and private value sits, for a model of layer widths `dims` and `slots` triggers. */
 export function layout(dims, slots) {
@@ -33,14 +36,13 @@ export function layout(dims, slots) {
   const inputs = dims[0];
   const classes = dims[layers];
   const hidden = dims.slice(1, layers);
-  let weights = 0;
-  for (let l = 1; l <= layers; l++) weights += dims[l] * dims[l - 1] + dims[l];
-  const packed = Math.ceil(inputs / BITS_PER_FIELD);
+  let freivalds = 0;
+  for (let l = 1; l <= layers; l++) freivalds += dims[l - 1] + 1;
   const perSlot = inputs + 2 + classes + 2 * hidden.reduce((a, b) => a + b, 0) + classes + 1;
   return {
-    dims, slots, layers, inputs, classes, hidden, weights, packed, perSlot,
-    publicSize: HEADER.length + weights + 2 * slots,
-    privateSize: slots * perSlot,
+    dims, slots, layers, inputs, classes, hidden, freivalds, perSlot,
+    publicSize: HEADER.length + freivalds + 2 * slots,
+    privateSize: 1 + slots * perSlot,
   };
 }
 
@@ -61,6 +63,11 @@ function dot(xs, ys) {
   return acc;
 }
 
+/** The challenge of layer l, from the seed: r_l = Poseidon(c, l). */
+export function layerChallenge(seed, l) {
+  return Poseidon.hash([seed, Field(l)]);
+}
+
 function powers(x, count) {
   const out = [Field(1)];
   for (let i = 1; i < count; i++) out.push(out[i - 1].mul(x));
@@ -68,7 +75,7 @@ function powers(x, count) {
 }
 
 function readSlot(lay, priv, s) {
-  let q = s * lay.perSlot;
+  let q = 1 + s * lay.perSlot;
   const take = (n) => { const out = priv.slice(q, q + n); q += n; return out; };
   const bits = take(lay.inputs);
   const [nonce, label] = take(2);
@@ -84,21 +91,21 @@ export function statement(lay) {
   return function (pub, priv) {
     const header = pub.slice(0, HEADER.length);
     const threshold = header[4];
+    const seed = header[6];
     let o = HEADER.length;
-    const W = [null];
-    const B = [null];
+    const V = [null];
+    const beta = [null];
     for (let l = 1; l <= lay.layers; l++) {
-      const rows = [];
-      for (let j = 0; j < lay.dims[l]; j++) { rows.push(pub.slice(o, o + lay.dims[l - 1])); o += lay.dims[l - 1]; }
-      W.push(rows);
-      B.push(pub.slice(o, o + lay.dims[l]));
-      o += lay.dims[l];
+      V.push(pub.slice(o, o + lay.dims[l - 1]));
+      beta.push(pub[o + lay.dims[l - 1]]);
+      o += lay.dims[l - 1] + 1;
     }
     const active = [];
     const commitment = [];
     for (let s = 0; s < lay.slots; s++) { active.push(pub[o]); commitment.push(pub[o + 1]); o += 2; }
 
-    const transcript = [...header];
+    const salt = priv[0];
+    const transcript = [...header.slice(0, 6), salt];
     const slots = [];
     let count = Field(0);
     for (let s = 0; s < lay.slots; s++) {
@@ -158,19 +165,17 @@ export function statement(lay) {
     }
     Gadgets.rangeCheck64(count.sub(threshold).seal());
 
-    // Freivalds: for layer l and challenge r, Σ_j r^j z_j = Σ_i v_i a_i + Σ_j r^j B_j with v = Σ_j r^j W_j.
-    // A wrong z makes the difference a nonzero polynomial of degree < width in r: zero with probability < width/p.
-    const seed = Poseidon.hashWithPrefix(CHALLENGE_PREFIX, transcript);
+    // The seed is the hash of the salt and every claim; the verifier derived v and β from it and the weights.
+    Poseidon.hashWithPrefix(CHALLENGE_PREFIX, transcript).assertEquals(seed);
+    // Freivalds: for layer l, Σ_j r^j z_j = Σ_i v_i a_i + β. A wrong z makes the difference a nonzero polynomial
+    // of degree < width in r, zero with probability < width/p; r is fixed only after every z is.
     for (let l = 1; l <= lay.layers; l++) {
-      const r = powers(Poseidon.hash([seed, Field(l)]), lay.dims[l]);
-      const v = [];
-      for (let i = 0; i < lay.dims[l - 1]; i++) v.push(dot(r, W[l].map((row) => row[i])));
-      const beta = dot(r, B[l]);
+      const r = powers(layerChallenge(seed, l), lay.dims[l]);
       for (const slot of slots) {
         const lhs = dot(r, slot.pre[l]);
-        let rhs = dot(v, slot.post[l - 1]);
+        let rhs = dot(V[l], slot.post[l - 1]);
         if (l === 1) rhs = rhs.mul(INPUT_LEVEL);
-        lhs.assertEquals(rhs.add(beta));
+        lhs.assertEquals(rhs.add(beta[l]));
       }
     }
   };

@@ -5,7 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Cache, Field, Poseidon, Provable, verify } from 'o1js';
-import { TRIGGER_PREFIX, layout, program, statement } from './circuit.mjs';
+import { CHALLENGE_PREFIX, TRIGGER_PREFIX, layerChallenge, layout, program, statement } from './circuit.mjs';
 
 // o1js keeps the structured reference strings (SRS) in a cache only while compiling; a fresh verifier process
 // would otherwise recompute them (tens of seconds). This internal module of the pinned o1js version lets the
@@ -31,6 +31,20 @@ const commands = {
   async commit(request) {
     return { hashes: request.inputs.map((xs, i) => Poseidon.hashWithPrefix(TRIGGER_PREFIX, fields(xs, `input ${i}`)).toString()) };
   },
+  // Freivalds challenges: the seed c = Poseidon(prefix; transcript) when a transcript is given (the prover), or the
+  // seed as given (the verifier, from the proof file), and r_l = Poseidon(c, l) for every layer.
+  async challenge(request) {
+    if (!Number.isInteger(request.layers) || request.layers < 1 || request.layers > 16) throw Error('bad layer count');
+    const items = request.items.map((item, i) => {
+      const seed = item.transcript !== undefined
+        ? Poseidon.hashWithPrefix(CHALLENGE_PREFIX, fields(item.transcript, `transcript ${i}`))
+        : fields([item.seed], `seed ${i}`)[0];
+      const rhos = [];
+      for (let l = 1; l <= request.layers; l++) rhos.push(layerChallenge(seed, l).toString());
+      return { seed: seed.toString(), rhos };
+    });
+    return { items };
+  },
   async layout(request) {
     return { layout: layout(request.dims, request.slots) };
   },
@@ -43,21 +57,25 @@ const commands = {
   // of minutes, so tests can try many dishonest witnesses. A violated constraint answers {holds: false}.
   async check(request) {
     const lay = layout(request.dims, request.slots);
-    const pub = fields(request.public, 'public input');
-    const priv = fields(request.private, 'private input');
-    if (pub.length !== lay.publicSize || priv.length !== lay.privateSize) {
-      throw Error(`expected ${lay.publicSize} public and ${lay.privateSize} private values, got ${pub.length} and ${priv.length}`);
-    }
     const body = statement(lay);
-    try {
-      await Provable.runAndCheck(() => {
-        const w = (xs) => xs.map((x) => Provable.witness(Field, () => x));
-        body(w(pub), w(priv));
-      });
-      return { holds: true };
-    } catch (error) {
-      return { holds: false, reason: String(error?.message ?? error).split('\n')[0].slice(0, 300) };
+    const results = [];
+    for (const [i, c] of request.cases.entries()) {
+      const pub = fields(c.public, `public input ${i}`);
+      const priv = fields(c.private, `private input ${i}`);
+      if (pub.length !== lay.publicSize || priv.length !== lay.privateSize) {
+        throw Error(`expected ${lay.publicSize} public and ${lay.privateSize} private values, got ${pub.length} and ${priv.length}`);
+      }
+      try {
+        await Provable.runAndCheck(() => {
+          const w = (xs) => xs.map((x) => Provable.witness(Field, () => x));
+          body(w(pub), w(priv));
+        });
+        results.push({ holds: true });
+      } catch (error) {
+        results.push({ holds: false, reason: String(error?.message ?? error).split('\n')[0].slice(0, 300) });
+      }
     }
+    return { results };
   },
   async compile(request, cacheDir) {
     const { zk } = program(request.dims, request.slots);
