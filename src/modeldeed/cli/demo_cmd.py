@@ -41,6 +41,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help=f"(default: {d.seed})")
     p.add_argument("--threads", type=int, default=d.threads, help=f"CPU threads (default: {d.threads})")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument(
+        "--zk",
+        action="store_true",
+        help="also verify a watermarked MLP in zero knowledge (needs Node.js; adds minutes: the circuit compiles once)",
+    )
     p.set_defaults(handler=run_demo_cmd)
 
 
@@ -60,11 +65,12 @@ def run_demo_cmd(args: argparse.Namespace) -> int:
         threads=args.threads,
         spoof_methods=spoofs,
         attacks=tuple(a for a in args.attacks.split(",") if a),
+        zk=args.zk,
     )
     stage_count = iter(range(1, 100))
 
     def announce(name: str) -> None:
-        print(f"[{next(stage_count)}/6] {name}", file=sys.stderr, flush=True)
+        print(f"[{next(stage_count)}/{7 if args.zk else 6}] {name}", file=sys.stderr, flush=True)
 
     results = run_demo(args.out, setting, progress=not args.no_progress, on_stage=announce)
     print(summary_table(results))
@@ -82,6 +88,16 @@ def summary_table(results: dict[str, Any]) -> str:
                 f"watermark {name}",
                 "ACCEPTED" if v["accepted"] else "rejected",
                 f"trigger accuracy {100 * v['trigger_accuracy']:.0f} %",
+            )
+        )
+    zk = results.get("zk")
+    if zk:
+        v = zk["zero_knowledge"]
+        rows.append(
+            (
+                "watermark zero-knowledge (mlp)",
+                "ACCEPTED" if v["accepted"] else "rejected",
+                f"at least {v['proven_at_least']}/{v['hidden']} hidden triggers, none revealed",
             )
         )
     for name, v in results["proof"].items():

@@ -30,8 +30,20 @@ SPOOF_METHODS = ("zhang1", "zhang2", "zhang3", "infinitesimal", "blindfold")
 # round of 20 (the report says so). `modeldeed attack pol-spoof --method zhang1` has the reference settings.
 DEMO_SPOOF_SETTINGS: dict[str, dict[str, Any]] = {"zhang1": {"rounds": 1, "iterations": 20}}
 # One strength of every attack type, to keep the demo to a few minutes; `attacks=("all",)` runs the whole suite.
-DEMO_ATTACKS = ("ftll", "ftal", "rtll", "rtal", "piracy-ftal", "transfer", "fine-prune-0.5", "prune-0.6",
-                "quantize-4bit", "noise-0.3", "distill-soft", "preprocess-blur-1")
+DEMO_ATTACKS = (
+    "ftll",
+    "ftal",
+    "rtll",
+    "rtal",
+    "piracy-ftal",
+    "transfer",
+    "fine-prune-0.5",
+    "prune-0.6",
+    "quantize-4bit",
+    "noise-0.3",
+    "distill-soft",
+    "preprocess-blur-1",
+)
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,7 @@ class DemoSetting:
     spoof_methods: tuple[str, ...] = SPOOF_METHODS
     attacks: tuple[str, ...] = DEMO_ATTACKS  # ("all",): the whole suite
     threads: int = 1  # the digits cnn is fastest on one thread
+    zk: bool = False  # also watermark a digits MLP and verify it in zero knowledge (minutes: modeldeed.zk)
 
     def training_config(self) -> TrainConfig:
         return TrainConfig(
@@ -173,6 +186,12 @@ def run_demo(
             private = verify(mk, vk, model, test_data=data.test)
             public = pverify(pvk, model, marking_key=pmk, data=(data.train,))
         results["watermark"] = {"private": private.to_json(), "public": public.to_json()}
+
+        if setting.zk:
+            with stages.stage("zero-knowledge watermark verification"):
+                from ..zk.demo import zk_demo
+
+                results["zk"] = zk_demo(out / "zk", data, seed=setting.seed)
 
         with stages.stage("verify proof-of-learning"):
             results["proof"] = verify_owner_proof(out / "proof", data.train, statement, pool)

@@ -22,6 +22,8 @@ def build_demo_report(results: dict[str, Any], path: str | Path) -> Path:
         css="note",
     )
     watermark_section(page, results["watermark"])
+    if results.get("zk"):
+        zk_section(page, results["zk"])
     proof_section(page, results["proof"])
     attacks_section(page, results.get("attacks", []))
     spoofs_section(page, results.get("spoofs", []), results["proof"])
@@ -52,6 +54,28 @@ def watermark_section(page: Page, wm: dict[str, Any]) -> None:
     page.table(
         ["verifier", "accepted", "trigger accuracy", "agreements", "needed", "chance a clean model passes"], rows
     )
+
+
+def zk_section(page: Page, zk: dict[str, Any]) -> None:
+    """PVerify of a digits MLP twice: cut-and-choose in the clear, and in zero knowledge (modeldeed.zk)."""
+    page.heading("Public verification without revealing the triggers: zero knowledge")
+    clear, proof = zk["cut_and_choose"], zk["zero_knowledge"]
+    page.paragraph(
+        f"A second model, an {zk['architecture']} (test accuracy {100 * zk['test_accuracy']:.2f} %), watermarked "
+        f"with a cut-and-choose key whose {zk['hidden_triggers']} hidden triggers are also Poseidon-committed. The "
+        "clear check needs the marking key and shows the hidden triggers to whoever runs it; the zero-knowledge "
+        "check needs only the public key, the model and the proof.",
+        css="note",
+    )
+    rows = [
+        ["PVerify, hidden half in the clear", clear["accepted"], f"{clear['agreements']}/{clear['triggers']}",
+         clear["threshold"], "all hidden triggers", "-", "-"],
+        ["PVerify, hidden half in zero knowledge", proof["accepted"],
+         f"at least {proof['proven_at_least']}/{proof['hidden']}", proof["required"], "none",
+         f"{zk['proof']['bytes']:,} B", f"{zk['proof']['prove_seconds']} s / {zk['proof']['verify_seconds']} s"],
+    ]  # fmt: skip
+    header = ["verifier", "accepted", "classified as committed", "needed", "revealed", "proof", "prove / verify"]
+    page.table(header, rows)
 
 
 def proof_section(page: Page, proof: dict[str, Any]) -> None:

@@ -82,7 +82,7 @@ class CircuitSpec:
 
     def circuit_id(self) -> str:
         digest = hashlib.sha256(b"modeldeed/zk-circuit/v1\x00")
-        for name in ("circuit.mjs", "package-lock.json"):
+        for name in ("circuit.mjs", "main.mjs", "package-lock.json"):
             data = (JS_DIR / name).read_bytes()
             digest.update(len(data).to_bytes(8, "big") + data)
         digest.update(canonical_json({"dims": list(self.dims), "slots": self.slots}))
@@ -154,17 +154,27 @@ class CircuitKey(Document):
     rows: int = Field(ge=1, le=MAX_ROWS)
     vk: str = Field(min_length=1, max_length=1 << 20, pattern=r"^[A-Za-z0-9+/=]+$")
     vk_hash: str = Field(pattern=r"^(0|[1-9][0-9]{0,76})$")
+    wrap_domain_log: int = Field(ge=8, le=20)  # Pickles' wrap proof domain, whose Lagrange basis is cached
     compile_seconds: float
 
 
 def cached_key(spec: CircuitSpec) -> CircuitKey | None:
+    """The cached key, or None; a damaged or foreign entry is moved aside (and rebuilt by `setup`)."""
     path = cache_root() / spec.circuit_id() / VK_FILE
     if not path.is_file():
         return None
-    key = load_document(CircuitKey, path, max_bytes=2 << 20)
-    if key.circuit_id != spec.circuit_id() or tuple(key.dims) != spec.dims or key.slots != spec.slots:
-        raise ModeldeedError(f"{path}: belongs to another circuit; delete the directory to rebuild it")
-    return key
+    try:
+        key = load_document(CircuitKey, path, max_bytes=2 << 20)
+        if key.circuit_id == spec.circuit_id() and tuple(key.dims) == spec.dims and key.slots == spec.slots:
+            return key
+        problem = "it belongs to another circuit"
+    except ModeldeedError as exc:
+        problem = str(exc)
+    aside = path.parent.with_name(f".stale-{path.parent.name[:16]}-{secrets.token_hex(6)}")
+    log.warning("ignoring the cached circuit in %s (%s); rebuilding it", path.parent, problem)
+    os.rename(path.parent, aside)
+    shutil.rmtree(aside, ignore_errors=True)
+    return None
 
 
 def setup(spec: CircuitSpec) -> tuple[CircuitKey, bool]:
@@ -191,6 +201,7 @@ def setup(spec: CircuitSpec) -> tuple[CircuitKey, bool]:
             rows=int(answer["rows"]),
             vk=str(answer["vk"]),
             vk_hash=str(answer["vk_hash"]),
+            wrap_domain_log=int(answer["wrap_domain_log"]),
             compile_seconds=round(result.seconds, 1),
         )
         write_json_atomic(work / VK_FILE, key.model_dump())

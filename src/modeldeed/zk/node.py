@@ -42,6 +42,11 @@ TIMEOUTS = {
 }
 
 
+# How o1js reports a statement that does not hold: an assertion that fails while the witness is computed, or a
+# custom gate (a range check) that Kimchi finds unsatisfied when it divides by the vanishing polynomial.
+UNSATISFIED = ("constraint unsatisfied", "assert", "could not be constructed", "vanishing polynomial")
+
+
 class ZkToolchainError(ModeldeedError):
     """Node.js or the circuit's npm packages are missing or unusable."""
 
@@ -55,6 +60,7 @@ class NodeResult:
     answer: dict[str, Any]
     seconds: float
     peak_rss_bytes: int | None
+    cpu_seconds: float  # user + system time of the node process (all its threads)
 
 
 def node_executable() -> str | None:
@@ -148,8 +154,9 @@ def run_node(command: str, request: dict[str, Any], cache_dir: Path, *, timeout:
     if proc.returncode in (-signal.SIGKILL, -signal.SIGTERM) and seconds >= limit:
         raise ModeldeedError(f"the o1js {command} step did not finish within {limit:.0f} s and was stopped")
     answer = _answer(out, err, command, proc.returncode)
-    log.info("node %s: %.1f s, peak memory %s MB", command, seconds, peak and round(peak / 2**20))
-    return NodeResult(answer, seconds, peak)
+    cpu = usage.ru_utime + usage.ru_stime
+    log.info("node %s: %.1f s (%.1f s CPU), peak memory %s MB", command, seconds, cpu, peak and round(peak / 2**20))
+    return NodeResult(answer, seconds, peak, cpu)
 
 
 def _feed(pipe: Any, payload: bytes) -> None:
@@ -184,7 +191,7 @@ def _answer(out: bytearray, err: bytearray, command: str, code: int) -> dict[str
         raise ModeldeedError(f"the o1js {command} step failed (exit {code}): {' | '.join(tail) or 'no output'}")
     if answer["ok"] is not True:
         message = str(answer.get("error", "unknown error"))
-        if command == "prove" and ("Constraint unsatisfied" in message or "assert" in message.lower()):
+        if command == "prove" and any(sign in message.lower() for sign in UNSATISFIED):
             raise CircuitRefused(f"the circuit refuses these inputs: {message[:300]}")
         raise ModeldeedError(f"the o1js {command} step failed: {message[:300]}")
     return answer

@@ -22,7 +22,7 @@ from ..data import Dataset
 from ..errors import ModeldeedError
 from ..watermark import VerificationKey, check_public_key
 from ..watermark.security import binomial_tail, log2_fraction
-from .circuit import CircuitSpec, circuit_dir, setup
+from .circuit import CircuitKey, CircuitSpec, circuit_dir, setup
 from .keys import opened_half_problems
 from .node import run_node
 from .proof import ZkProof
@@ -68,9 +68,16 @@ class ZkVerdict:
         }
 
 
-def verify_chunks(vk: str, cases: list[tuple[list[str], str]], spec: CircuitSpec) -> tuple[list[dict[str, Any]], float]:
-    """Verify (public input, proof string) pairs against the verification key `vk` in one node process."""
-    result = run_node("verify", {"vk": vk, "cases": [{"public": p, "proof": s} for p, s in cases]}, circuit_dir(spec))
+def verify_chunks(
+    key: CircuitKey, cases: list[tuple[list[str], str]], spec: CircuitSpec
+) -> tuple[list[dict[str, Any]], float]:
+    """Verify (public input, proof string) pairs against the circuit's own key, in one node process."""
+    request = {
+        "vk": key.vk,
+        "wrap_domain_log": key.wrap_domain_log,
+        "cases": [{"public": p, "proof": s} for p, s in cases],
+    }
+    result = run_node("verify", request, circuit_dir(spec))
     answers = result.answer.get("results")
     if not isinstance(answers, list) or len(answers) != len(cases):
         raise ModeldeedError("the o1js verify step returned the wrong number of results")
@@ -148,7 +155,7 @@ def verify_watermark(
             (statement.public_input(k, c.threshold, seed, rhos), c.proof)
             for k, (c, (seed, rhos)) in enumerate(zip(proof.chunks, seeds))
         ]
-        results, seconds = verify_chunks(key.vk, cases, spec)
+        results, seconds = verify_chunks(key, cases, spec)
         for k, (result, t) in enumerate(zip(results, thresholds)):
             valid.append(result.get("valid") is True)
             if not valid[-1]:

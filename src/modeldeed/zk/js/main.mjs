@@ -3,14 +3,36 @@
 // a cache directory it made); this file only computes. Exit 0 with {"ok": true, ...}, or exit 3 with
 // {"ok": false, "error": "..."} for a failure it understood (e.g. an unsatisfied constraint).
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { Cache, Field, Poseidon, Provable, verify } from 'o1js';
 import { CHALLENGE_PREFIX, TRIGGER_PREFIX, layerChallenge, layout, program, statement } from './circuit.mjs';
 
-// o1js keeps the structured reference strings (SRS) in a cache only while compiling; a fresh verifier process
-// would otherwise recompute them (tens of seconds). This internal module of the pinned o1js version lets the
-// verifier read them from the circuit's cache directory, read-only.
-const { setSrsCache } = await import(new URL('./bindings/crypto/cache.js', import.meta.resolve('o1js')).href);
+// o1js reads the reference strings (SRS) and Lagrange bases from a cache only while compiling; a fresh verifier
+// process would recompute the wrap proof's Lagrange basis (about 20 s of CPU) on every run. These internal modules
+// of the pinned o1js version let the compile step store that basis in the circuit's cache directory and the
+// verifier load it from there, read-only. Only speed depends on them: a missing basis is recomputed.
+const o1js = new URL('.', import.meta.resolve('o1js'));
+const internal = async (path) => import(new URL(path, o1js).href);
+const { setSrsCache } = await internal('./bindings/crypto/cache.js');
+
+async function loadWrapBasis(cacheDir, logSize) {
+  const srsFile = readdirSync(cacheDir).find((f) => /^srs-fq-[0-9]+$/.test(f));
+  const size = srsFile ? Number(srsFile.slice('srs-fq-'.length)) : 1 << 15;
+  const bindings = await internal('./bindings.js');
+  const { getRustConversion } = await internal('./bindings/crypto/bindings.js');
+  const { srs } = await internal('./bindings/crypto/bindings/srs.js');
+  await bindings.initializeBindings();
+  const fq = srs(bindings.wasm, getRustConversion(bindings.wasm)).fq;
+  await bindings.withThreadPool(async () => fq.addLagrangeBasis(fq.create(size), logSize));
+}
+
+function wrapDomainLog(cacheDir) {
+  const name = readdirSync(cacheDir).find((f) => f.startsWith('wrap-vk-') && !f.endsWith('.header'));
+  const log = JSON.parse(readFileSync(join(cacheDir, name), 'utf8')).index.domain.log_size_of_group;
+  if (!Number.isInteger(log) || log < 8 || log > 20) throw Error(`unexpected wrap domain 2^${log}`);
+  return log;
+}
 
 function fields(values, what) {
   if (!Array.isArray(values)) throw Error(`${what} must be a list`);
@@ -81,7 +103,15 @@ const commands = {
     const { zk } = program(request.dims, request.slots);
     const { verificationKey } = await zk.compile({ cache: Cache.FileSystem(cacheDir) });
     const methods = await zk.analyzeMethods();
-    return { vk: verificationKey.data, vk_hash: verificationKey.hash.toString(), rows: methods.prove.rows };
+    const wrapLog = wrapDomainLog(cacheDir);
+    setSrsCache(Cache.FileSystem(cacheDir));
+    await loadWrapBasis(cacheDir, wrapLog); // computed once here and written to the cache
+    return {
+      vk: verificationKey.data,
+      vk_hash: verificationKey.hash.toString(),
+      rows: methods.prove.rows,
+      wrap_domain_log: wrapLog,
+    };
   },
   async prove(request, cacheDir) {
     const { zk, lay } = program(request.dims, request.slots);
@@ -103,6 +133,8 @@ const commands = {
   // Several (public input, proof) cases against one key, so the reference strings are loaded once.
   async verify(request, cacheDir) {
     setSrsCache(readOnly(cacheDir));
+    if (!Number.isInteger(request.wrap_domain_log)) throw Error('wrap_domain_log must be an integer');
+    await loadWrapBasis(cacheDir, request.wrap_domain_log);
     const results = [];
     for (const [i, c] of request.cases.entries()) {
       const publicInput = fields(c.public, `public input ${i}`).map(String);
