@@ -102,12 +102,14 @@ def honest():
     return statement, claims
 
 
-def consistent_case(statement, claims, threshold=2, seed=None):
-    """Public and private input for `claims`, with the challenge seed recomputed from them (as a cheater would)."""
-    if seed is None:
-        seed = challenges(statement, [{"transcript": claims.transcript(statement.header(0, threshold))}])[0][0]
-    ((seed, rhos),) = challenges(statement, [{"seed": str(seed)}])
-    return statement.public_input(0, threshold, seed, rhos), claims.private()
+def consistent_cases(statement, claim_list, threshold=2):
+    """Public and private inputs for each claims object, with the challenge seed recomputed from the claims (as a
+    cheater would do), in one node call."""
+    items = [{"transcript": c.transcript(statement.header(0, threshold))} for c in claim_list]
+    return [
+        (statement.public_input(0, threshold, seed, rhos), c.private())
+        for c, (seed, rhos) in zip(claim_list, challenges(statement, items))
+    ]
 
 
 def check(statement, cases, workdir):
@@ -132,7 +134,6 @@ def tampered(claims, **changes):
 
 def test_the_constraints_hold_for_honest_claims_and_catch_each_lie(honest, workdir):
     statement, claims = honest
-    honest_case = consistent_case(statement, claims)
 
     def at(index, delta):
         def edit(array):
@@ -147,7 +148,8 @@ def test_the_constraints_hold_for_honest_claims_and_catch_each_lie(honest, workd
         return edit
 
     lies = {
-        # each lie comes with a challenge seed recomputed from the lying claims, so only the named check can fail
+        # each lie comes with the challenge seed recomputed from the lying claims: the transcript check passes,
+        # and the constraint named (at least) must catch it
         "a logit off by one (Freivalds, output layer)": tampered(claims, logits=at((0, 3), 1)),
         "a hidden pre-activation off by one (Freivalds, hidden layer)": tampered(
             claims, hidden=lambda h: at((0, 5), 1)(h[0])
@@ -158,11 +160,29 @@ def test_the_constraints_hold_for_honest_claims_and_catch_each_lie(honest, workd
         "another nonce (commitment)": tampered(claims, nonces=put(1, claims.nonces[1] + 1)),
         "an empty slot counted": tampered(claims, counted=put(3, 1)),
     }
-    cases = [honest_case] + [consistent_case(statement, lie) for lie in lies.values()]
-    # and a seed that is not the hash of the claims
-    public, private = honest_case
-    cases.append(consistent_case(statement, claims, seed=int(public[6]) + 1))
+    cases = consistent_cases(statement, [claims, *lies.values()])
+    # and a seed that is not the hash of the claims (the public input derived from seed + 1)
+    public, private = cases[0]
+    ((seed, rhos),) = challenges(statement, [{"seed": str(int(public[6]) + 1)}])
+    cases.append((statement.public_input(0, 2, seed, rhos), private))
     results = check(statement, cases, workdir)
     assert results[0] is True
     names = [*lies, "a challenge seed that is not the hash of the claims"]
     assert [name for name, holds in zip(names, results[1:]) if holds] == []
+
+
+def test_zk_prove_refuses_a_model_without_the_watermark_before_proving(tmp_path, capsys):
+    from modeldeed.cli import main
+    from modeldeed.models import ModelInfo, save_model, spec_for_data
+    from modeldeed.watermark import save_key_pair
+
+    mk, vk = zk_pkeygen([str(i) for i in range(10)], (1, 8, 8), security_bits=4)
+    save_key_pair(tmp_path / "keys", mk, vk, pngs=False)
+    spec = spec_for_data("mlp", (1, 8, 8), 10)
+    model, _q = quantized_tiny(seed=3)  # never saw a trigger: about 1 in 10 classified as committed
+    save_model(tmp_path / "model", model, ModelInfo(spec, vk.classes, (1, 8, 8)))
+    code = main(["watermark", "zk-prove", str(tmp_path / "model"), "--key", str(tmp_path / "keys"),
+                 "--out", str(tmp_path / "proof.json")])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 1 and out.startswith("NOT PROVED") and "no proof exists" in out
+    assert not (tmp_path / "proof.json").exists()

@@ -174,6 +174,7 @@ def proof_doc(**changes):
         ({"chunks": [{"threshold": 4, "seed": "7", "proof": "QUJD"}] * 65}, "chunks"),
         ({"chunks": [{"threshold": -1, "seed": "7", "proof": "QUJD"}]}, "threshold"),
         ({"chunks": [{"threshold": 4, "seed": "07", "proof": "QUJD"}]}, "seed"),
+        ({"chunks": [{"threshold": 4, "seed": str(FIELD_MODULUS), "proof": "QUJD"}]}, "field modulus"),
         ({"slots": 10**9}, "slots"),
         ({"hidden": "4"}, "hidden"),
         ({"format": "modeldeed.zk.other"}, "is not a modeldeed.zk.watermark-proof"),

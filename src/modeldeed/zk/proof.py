@@ -11,11 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..files import write_json_atomic
 from ..schema import Document, Hex64, load_document
 from .circuit import MAX_LAYERS, SLOT_CHOICES
+from .encoding import FIELD_MODULUS
 
 PROOF_FORMAT = "modeldeed.zk.watermark-proof"
 MAX_CHUNKS = 64
@@ -27,6 +28,13 @@ class ChunkProof(Document):
     threshold: int = Field(ge=0, le=max(SLOT_CHOICES))
     seed: str = Field(pattern=r"^(0|[1-9][0-9]{0,76})$")  # the challenge seed: Poseidon of the salted claims
     proof: str = Field(min_length=1, max_length=MAX_PROOF_CHARS, pattern=r"^[A-Za-z0-9+/]+={0,2}$")
+
+    @field_validator("seed")
+    @classmethod
+    def _in_field(cls, value: str) -> str:
+        if int(value) >= FIELD_MODULUS:
+            raise ValueError("is not below the field modulus")
+        return value
 
 
 class AgreementFigures(Document):

@@ -19,7 +19,7 @@ from ..errors import ModeldeedError
 from ..watermark import MarkingKey, VerificationKey
 from ..watermark.verify import key_pair_problems
 from .circuit import choose_slots, circuit_dir, setup
-from .node import O1JS_VERSION, run_node
+from .node import O1JS_VERSION, CircuitRefused, run_node
 from .proof import PROOF_FORMAT, AgreementFigures, ChunkProof, Quantization, ZkProof
 from .quantize import (
     MIN_TEST_AGREEMENT,
@@ -76,8 +76,9 @@ def prove_watermark(
 ) -> ProofRun:
     """Prove the hidden half of `verification_key` against `model`; raises CircuitRefused if it does not hold.
 
-    `threshold` (default ⌈(1-ε)·h⌉) is the total the proofs claim; asking for more than the model achieves
-    makes the circuit refuse, which is what a cheating prover meets.
+    `threshold` (default ⌈(1-ε)·h⌉) is the total the proofs claim. With the default, a model that does not
+    reach it is refused at once (no proof exists, so none is attempted); an explicit `threshold` goes to the
+    circuit whatever it is, which is how the tests show that the circuit itself refuses a cheating prover.
     """
     mk, vk = marking_key, verification_key
     problems = key_pair_problems(mk, vk)
@@ -89,7 +90,6 @@ def prove_watermark(
     statement = derive_statement(vk, quantized, slots or choose_slots(quantized.dims, len(hidden)))
     images = mk.images[hidden]
     report = quantization_report(model, quantized, images, test_data)
-    key, compiled = setup(statement.spec)
     labels = [int(mk.labels[i]) for i in hidden]
     nonces = [mk.image_nonces[i] for i in hidden]
     claims = [honest_claims(statement, chunk, images, labels, nonces) for chunk in range(len(statement.chunks()))]
@@ -97,6 +97,12 @@ def prove_watermark(
     total = statement.required if threshold is None else int(threshold)
     thresholds = split_threshold([c.correct for c in claims], total)
     log.info("%d of %d hidden triggers classified as committed; proving at least %d", correct, len(hidden), total)
+    if threshold is None and correct < total:
+        raise CircuitRefused(
+            f"the quantized model classifies only {correct} of the {len(hidden)} hidden triggers as committed; "
+            f"at least {total} are needed (epsilon = {vk.epsilon}), so no proof exists"
+        )
+    key, compiled = setup(statement.spec)
     seeds = challenges(
         statement,
         [{"transcript": c.transcript(statement.header(k, t))} for k, (c, t) in enumerate(zip(claims, thresholds))],
