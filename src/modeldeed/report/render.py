@@ -35,10 +35,28 @@ def load_results(directory: str | Path) -> dict[str, dict[str, Any]]:
 
 
 def build_report(directory: str | Path, out: str | Path | None = None) -> Path:
-    """Write `report.html` (or `out`) for the experiments found in `directory`; return its path."""
+    """Write `report.html` (or `out`) for the results in `directory`: a demo run's results.json, or the
+    experiments' *.json; return its path."""
+    directory = Path(directory)
+    demo = demo_results(directory)
+    if demo is not None:
+        from .demo import build_demo_report
+
+        try:
+            return build_demo_report(demo, Path(out) if out else directory / "report.html", files=directory)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            problem = f"missing field {exc}" if isinstance(exc, KeyError) else f"malformed ({exc})"
+            raise file_error(
+                FormatError, directory / "results.json", f"not a complete demo results file: {problem}"
+            ) from None
     results = load_results(directory)
     if not results:
-        raise ModeldeedError(f"{directory}: no experiment results (*.json from `modeldeed experiment`) found")
+        runs = sorted(p.parent.name for p in directory.glob("*/results.json"))
+        hint = f"; it holds demo runs, pass one of them (e.g. {directory / runs[-1]})" if runs else ""
+        raise ModeldeedError(
+            f"{directory}: no results found (results.json of `modeldeed demo`, or *.json of `modeldeed experiment`)"
+            + hint
+        )
     page = Page("modeldeed — the papers' experiments, reproduced")
     page.paragraph(
         "Our numbers beside the papers' published ones. Accuracies in percent. Each section states the "
@@ -53,9 +71,26 @@ def build_report(directory: str | Path, out: str | Path | None = None) -> Path:
         page.heading(TITLES[name])
         page.paragraph(describe_setting(doc), css="note")
         section(page, doc["results"])
-    path = Path(out) if out else Path(directory) / "report.html"
+    path = Path(out) if out else directory / "report.html"
     write_bytes_atomic(path, page.render().encode())
     return path
+
+
+def demo_results(directory: Path) -> dict[str, Any] | None:
+    """The results.json of a demo run in `directory`, or None when there is none."""
+    path = directory / "results.json"
+    if not path.is_file():
+        return None
+    doc = read_json_object(path)
+    if doc.get("format") != "modeldeed.demo":
+        return None
+    if doc.get("version") != 2:
+        raise file_error(
+            FormatError,
+            path,
+            f"demo results version {doc.get('version')!r}; this modeldeed renders version 2 (run the demo again)",
+        )
+    return doc
 
 
 def describe_setting(doc: dict[str, Any]) -> str:
