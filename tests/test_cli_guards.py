@@ -170,3 +170,14 @@ def test_attack_suite_prints_progress_lines_unless_told_not_to(tiny_demo, tmp_pa
     assert "attack 1/2: prune-0.3 (elapsed" in err and "attack 2/2: noise-0.1 (elapsed" in err
     assert main([*args, "--out", str(tmp_path / "b"), "--no-progress"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_experiment_says_which_model_of_how_many(tmp_path, capsys):
+    args = ["experiment", "functionality", "--epochs", "2", "--trigger-size", "10", "--train-limit", "200"]
+    assert main([*args, "--out", str(tmp_path), "--threads", "1"]) == 0
+    err = capsys.readouterr().err
+    for n, model in enumerate(("No-WM", "FROMSCRATCH", "PRETRAINED"), start=1):
+        assert f"experiment functionality {n}/4: train {model} (model {n} of 3)" in err
+    assert "experiment functionality 4/4: evaluate the three models" in err
+    assert main([*args, "--out", str(tmp_path), "--threads", "1"]) == 0  # the owner's models are reused
+    assert "experiment functionality 1/1: evaluate the three models" in capsys.readouterr().err

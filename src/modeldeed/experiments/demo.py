@@ -26,9 +26,10 @@ from ..models import ModelInfo, build_model, save_model, spec_for_data
 from ..progress import ProgressCallback, Tracker, Work
 from ..training import TrainConfig, accuracy, predict
 from .demo_attacks import DEMO_ATTACKS, DEMO_SWEEPS, demo_entries, sweep_entries
-from .demo_pol import SPOOF_EPOCHS, SPOOF_METHODS, attach_statement, owner_statement, run_spoofs, verify_owner_proof
+from .demo_pol import SPOOF_METHODS, attach_statement, owner_statement, run_spoofs, verify_owner_proof
 from .evidence import artefacts, commands, device_description
 from .notes import collected_warnings
+from .plan import SPOOF_EPOCHS
 from .rundir import RunDirectory
 from .setting import machine_description
 

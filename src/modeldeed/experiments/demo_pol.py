@@ -19,6 +19,7 @@ from ..files import write_json_atomic
 from ..models import ModelSpec
 from ..progress import ProgressCallback, Tracker, Work
 from ..training import TrainConfig
+from .plan import SPOOF_EPOCHS
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,6 @@ SPOOF_METHODS = ("zhang1", "zhang2", "zhang3", "infinitesimal", "blindfold")
 # Attack I with the reference's 10 rounds of 100 L-BFGS iterations takes ~8 minutes here; the demo runs one
 # round of 20 (the report says so). `modeldeed attack pol-spoof --method zhang1` has the reference settings.
 DEMO_SPOOF_SETTINGS: dict[str, dict[str, Any]] = {"zhang1": {"rounds": 1, "iterations": 20}}
-# Measured cost of each spoof on the demo's setting, in epochs of the owner's training (progress weights only).
-SPOOF_EPOCHS = {"zhang1": 25.0, "zhang2": 16.0, "zhang3": 6.0, "infinitesimal": 3.0, "blindfold": 3.0}
 
 
 def owner_statement(train: Dataset, hooks: list[Any], seed: int) -> tuple[Any, Any, Dataset]:
