@@ -181,3 +181,18 @@ def test_experiment_says_which_model_of_how_many(tmp_path, capsys):
     assert "experiment functionality 4/4: evaluate the three models" in err
     assert main([*args, "--out", str(tmp_path), "--threads", "1"]) == 0  # the owner's models are reused
     assert "experiment functionality 1/1: evaluate the three models" in capsys.readouterr().err
+
+
+def test_experiments_keep_their_attacks_warnings_and_pass_the_owners_on(capsys):
+    handler = logging.StreamHandler(sys.stderr)
+    logging.getLogger().addHandler(handler)
+    try:
+        notes: list[str] = []
+        with collected_warnings(notes, "modeldeed.attacks"):
+            logging.getLogger("modeldeed.attacks.pol_spoof_fang").warning("declare more epochs")
+            logging.getLogger("modeldeed.watermark.mark").warning("raise k or the epochs")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert notes == ["attacks.pol_spoof_fang: declare more epochs"]
+    err = capsys.readouterr().err
+    assert "raise k or the epochs" in err and "declare more epochs" not in err

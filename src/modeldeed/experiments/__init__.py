@@ -11,6 +11,7 @@ from typing import Any
 
 from ..errors import ModeldeedError
 from ..progress import ProgressCallback, Tracker
+from .notes import collected_warnings
 from .setting import ExperimentRecord, ExperimentSetting, machine_description
 
 EXPERIMENTS = ("functionality", "unremovability", "piracy", "transfer", "pol")
@@ -44,7 +45,10 @@ def run_experiment(
         function = getattr(watermark, name)
     Path(out).mkdir(parents=True, exist_ok=True)
     tracker = Tracker(f"experiment {name}", experiment_plan(name, setting, out, **options), on_progress)
-    record = function(setting, out, progress=progress, tracker=tracker, **options)
+    notes: list[str] = []
+    with collected_warnings(notes, "modeldeed.attacks"):
+        record = function(setting, out, progress=progress, tracker=tracker, **options)
     tracker.finish()
+    record.notes = notes
     record.save(out)
     return record

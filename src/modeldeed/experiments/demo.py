@@ -190,7 +190,7 @@ def _run(
         )
         for i, key in enumerate((mk, pmk))
     ]
-    statement, opening, pool = owner_statement(data.train, hooks, config.seed)
+    statement, opening, pool = owner_statement(data.train, hooks, config.seed, key_seed)
 
     with stage("train with watermark + proof"):
         model = build_model(spec, seed=config.seed)

@@ -7,6 +7,7 @@ interval (the update profile). Verdicts come from `pol.verify_proof` only.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -29,14 +30,23 @@ SPOOF_METHODS = ("zhang1", "zhang2", "zhang3", "infinitesimal", "blindfold")
 DEMO_SPOOF_SETTINGS: dict[str, dict[str, Any]] = {"zhang1": {"rounds": 1, "iterations": 20}}
 
 
-def owner_statement(train: Dataset, hooks: list[Any], seed: int) -> tuple[Any, Any, Dataset]:
-    """Before training, the owner commits to the exact samples it will train on (data ∪ embedded triggers)."""
+def owner_statement(
+    train: Dataset, hooks: list[Any], seed: int, demonstration_seed: int | None = None
+) -> tuple[Any, Any, Dataset]:
+    """Before training, the owner commits to the exact samples it will train on (data ∪ embedded triggers).
+
+    The seed commitment's nonce comes from `secrets`, or, for a reproducible demonstration run, from
+    `demonstration_seed` (then the commitment hides nothing from whoever knows that seed).
+    """
     from ..pol.commitment import make_statement
 
     images = torch.cat([train.x, *[h.images.cpu() for h in hooks]])
     labels = torch.cat([train.y, *[h.labels.cpu() for h in hooks]])
     pool = Dataset(f"{train.name}+triggers", images, labels, train.classes)
-    statement, opening = make_statement(pool, seed)
+    nonce = None
+    if demonstration_seed is not None:
+        nonce = hashlib.sha256(b"modeldeed demo: statement nonce" + demonstration_seed.to_bytes(8, "big")).digest()
+    statement, opening = make_statement(pool, seed, nonce=nonce)
     return statement, opening, pool
 
 

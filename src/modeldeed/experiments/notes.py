@@ -1,9 +1,11 @@
 """Warnings that a composite run's inner steps log, kept for its report instead of the terminal.
 
-When the demo runs an attack or a spoof, a warning such as "declare a smaller batch size" speaks to whoever
-chose that attack's settings: the demo did, its user cannot act on it from `modeldeed demo`. Such warnings are
-collected (and shown in the report's notes, where they explain a number); everything below WARNING still
-reaches the usual handlers, so `-v` works as before.
+When the demo or an experiment runs an attack or a spoof, a warning such as "declare a smaller batch size"
+speaks to whoever chose that attack's settings: the demo or the experiment did, and its user cannot act on it
+from the command they ran. Such warnings are collected into the results (the report shows them as notes, where
+they explain a number); errors and everything below WARNING still reach the usual handlers, so `-v` works as
+before. The demo collects all of modeldeed's warnings (its user chooses almost nothing), an experiment only
+those of the attacks it configures (a warning about the owner's training speaks to options it has).
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ class _Collector(logging.Handler):
 
 
 @contextmanager
-def collected_warnings(into: list[str]) -> Iterator[list[str]]:
-    """While inside, modeldeed's own WARNING records go to `into`; errors and lower levels are passed on."""
-    logger = logging.getLogger(PACKAGE_LOGGER)
+def collected_warnings(into: list[str], logger_name: str = PACKAGE_LOGGER) -> Iterator[list[str]]:
+    """While inside, WARNING records of `logger_name` and below go to `into`; errors and lower levels pass on."""
+    logger = logging.getLogger(logger_name)
     collector = _Collector(into)
     propagate = logger.propagate
     logger.addHandler(collector)

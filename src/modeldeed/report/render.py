@@ -71,6 +71,8 @@ def build_report(directory: str | Path, out: str | Path | None = None) -> Path:
         page.heading(TITLES[name])
         page.paragraph(describe_setting(doc), css="note")
         section(page, doc["results"])
+        for note in doc.get("notes") or []:
+            page.paragraph(f"Note from the run: {note}", css="note")
     path = Path(out) if out else directory / "report.html"
     write_bytes_atomic(path, page.render().encode())
     return path
