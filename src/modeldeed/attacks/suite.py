@@ -126,7 +126,7 @@ def run_suite(
     chosen = list(entries if entries is not None else default_suite())
     skipped = [e.label for e in chosen if e.target and target is None]
     if skipped:
-        log.warning("suite: skipping %s (no transfer target dataset given)", ", ".join(skipped))
+        log.warning("suite: skipping %s: no transfer target dataset was given (--target NAME)", ", ".join(skipped))
     chosen = [e for e in chosen if not (e.target and target is None)]
     tracker = Tracker("attack", suite_plan(chosen), on_progress)
     results = []

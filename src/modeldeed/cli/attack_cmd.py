@@ -338,6 +338,7 @@ def describe(result: AttackResult, label: str | None = None) -> str:
 
 def run_suite_command(args: argparse.Namespace) -> int:
     from ..attacks.planning import describe_duration, estimate_seconds, measure_epoch_seconds, suite_plan
+    from ..experiments.notes import collected_warnings
     from .progress import ProgressPrinter
 
     args.tuning = False
@@ -372,7 +373,8 @@ def run_suite_command(args: argparse.Namespace) -> int:
         if not args.json:
             printer.write(describe(result, entry.label))
 
-    with printer:
+    notes: list[str] = []  # the pirate's embedding is the suite's choice: its warnings are noted once, at the end
+    with printer, collected_warnings(notes, "modeldeed.watermark"):
         results = run_suite(
             model,
             data.train,
@@ -393,4 +395,6 @@ def run_suite_command(args: argparse.Namespace) -> int:
             f"{len(results)} attacks; watermark removed by: {', '.join(removed) or 'none'}; "
             f"results in {out / SUITE_FILE}"
         )
+        for note in dict.fromkeys(notes):
+            print(f"note from the attacks ({notes.count(note)}x): {note}")
     return 1 if removed else 0
