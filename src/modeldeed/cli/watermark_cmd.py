@@ -328,10 +328,11 @@ def _make_keys(args: argparse.Namespace, make: Any, count: int | None) -> tuple[
 
 
 def _describe_key(args: argparse.Namespace, vk: Any, size: int, extra: dict[str, Any], notes: list[str]) -> None:
-    from ..watermark import key_notes, minimum_trigger_set_size, security_figures
+    from ..watermark import minimum_trigger_set_size, security_figures
+    from ..watermark.verify import label_notes
 
     figures = security_figures(size, len(vk.classes), vk.epsilon)
-    notes = [*notes, *key_notes(vk)[:-1]]  # what a verdict will say (the registration note comes later)
+    notes = [*notes, *label_notes(vk)]  # what every verdict on this key will say
     doc = {
         "key_id": vk.key_id,
         "scheme": vk.scheme,

@@ -43,16 +43,24 @@ DEMONSTRATION_NOTE = (
 )
 
 
-def key_notes(verification_key: VerificationKey, registered: str | None = None) -> list[str]:
-    """What every verdict on this key must say besides the numbers: chosen labels, demonstration, time."""
+def label_notes(verification_key: VerificationKey) -> list[str]:
+    """What the key itself says against its worth: a demonstration key, labels chosen by its maker."""
     vk = verification_key
     notes = []
     if vk.demonstration_seed is not None:
         notes.append(DEMONSTRATION_NOTE.format(seed=vk.demonstration_seed))
     if vk.label_kind == "chosen":
         notes.append(CHOSEN_LABELS_NOTE)
-    notes.append(registered if registered is not None else NOT_BOUND_NOTE)
     return notes
+
+
+def key_notes(verification_key: VerificationKey, registered: str | None = None) -> list[str]:
+    """What every verdict on this key says besides the numbers: `label_notes`, then whether it is bound in time.
+
+    `registered` is what a checked registration says (e.g. "registered on log L at T"); without one the
+    verdict says that the key is not bound in time.
+    """
+    return [*label_notes(verification_key), registered if registered is not None else NOT_BOUND_NOTE]
 
 
 @dataclass(frozen=True)
