@@ -112,7 +112,8 @@ def test_which_reveals_count(bounded, tmp_path: Path) -> None:
     # The owner's usage record is evidence too; the record of this very reveal is not "another" reveal.
     [entry] = load_usage(keys, vk)
     owner = RevealRecord(entry.set, entry.time, entry.reveal_id, "the owner's usage record")
-    problems, _, _ = reveal_timing(at(first, "2100-01-01T00:00:00Z"), [owner], None)
+    later = at(first, "2100-01-01T00:00:00Z")
+    problems, _, _ = reveal_timing(later, [owner], None, now=parse_moment("2100-01-02"))
     assert problems and "the owner's usage record" in problems[0]
     real = load_reveal(tmp_path / "r0", vk)
     assert reveal_timing(real, [owner], None)[0] == []
@@ -121,6 +122,9 @@ def test_which_reveals_count(bounded, tmp_path: Path) -> None:
     assert reveal_timing(first, [other], parse_moment("2024-02-01"))[0] == []
     with pytest.raises(ModeldeedError, match="has no time zone"):
         parse_moment("2024-02-01T00:00:00")
+    # A reveal dated in the future would count for models that appear after the set was public.
+    problems, _, _ = reveal_timing(at(first, "2100-01-01T00:00:00Z"), [], parse_moment("2099-01-01"))
+    assert problems and "in the future" in problems[0]
 
 
 @pytest.fixture(scope="module")

@@ -173,6 +173,10 @@ class VerificationKey:
     def to_json(self) -> dict[str, Any]:
         return self.document.model_dump(exclude_none=True)
 
+    def canonical_bytes(self) -> bytes:
+        """The whole validated key (opened half included) as canonical JSON, e.g. to register its SHA-256."""
+        return canonical_json(self.to_json())
+
     @functools.cached_property
     def key_id(self) -> str:
         return tagged_digest(VK_TAG, canonical_json(self.core_json())).hex()

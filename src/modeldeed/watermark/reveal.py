@@ -17,7 +17,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -237,21 +237,35 @@ def parse_moment(text: str) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
+FUTURE_SKEW = timedelta(minutes=10)  # clocks differ; a reveal dated further ahead than this is plainly false
+
+
 def reveal_timing(
-    reveal: RevealedSet, history: Sequence[RevealRecord], first_seen: datetime | None
+    reveal: RevealedSet,
+    history: Sequence[RevealRecord],
+    first_seen: datetime | None,
+    *,
+    now: datetime | None = None,
 ) -> tuple[list[str], list[str], dict[str, Any]]:
     """Does this reveal count? (reasons it does not, notes, metrics) from the evidence the verifier has.
 
     The set is public from its earliest known reveal. A reveal counts only if no other reveal of the set
     came before it, and, when the model's first appearance is known, only if the model was seen before the
-    set was public. A reveal's own date is its maker's word: it is believed when it tells against the claim.
+    set was public. A reveal's own date is its maker's word: it is believed when it tells against the claim,
+    and a date in the future (which would let it count for models that appeared after it) is refused.
     """
     own = parse_time(reveal.created)
+    now = now or datetime.now(timezone.utc)
     others = sorted(
         (parse_time(r.time), r) for r in history if r.set_index == reveal.set_index and r.reveal_id != reveal.reveal_id
     )
     public_from, public_source = own, "this reveal's own date"
     problems, notes = [], []
+    if own > now + FUTURE_SKEW:
+        problems.append(
+            f"the reveal is dated {reveal.created}, in the future: a reveal dated later than it was made could "
+            "count for models that appeared after the set was public; it does not count"
+        )
     if others and others[0][0] <= own:
         when, record = others[0]
         public_from, public_source = when, record.source
