@@ -18,6 +18,7 @@ from modeldeed.watermark import (
     bounded_keygen,
     load_reveal,
     load_usage,
+    load_verification_key,
     parse_moment,
     reveal_set,
     reveal_timing,
@@ -175,8 +176,12 @@ def test_pverify_counts_a_set_once(marked, tmp_path: Path, capsys) -> None:
     again = ["watermark", "pverify", str(model), "--key", str(keys), "--reveal", str(tmp_path / "again")]
     code, verdict = run_json([*again, "--first-seen", "2000-01-01"], capsys)
     assert code == 0  # nothing the verifier holds shows the earlier reveal
-    code, verdict = run_json([*again, "--other-reveal", r0, "--first-seen", "2000-01-01"], capsys)
-    assert code == 1 and any("had been revealed before this reveal" in r for r in verdict["reasons"])
+    # (Made in the same second, the two reveals would be byte for byte the same reveal; date the first earlier.)
+    vk = load_verification_key(keys)
+    save_reveal(tmp_path / "first", at(load_reveal(r0, vk), "2024-01-01T00:00:00Z"))
+    other = ["--other-reveal", str(tmp_path / "first")]
+    code, verdict = run_json([*again, *other, "--first-seen", "2000-01-01"], capsys)
+    assert code == 1 and any("had been revealed before this reveal (2024-01-01" in r for r in verdict["reasons"])
 
     capsys.readouterr()
     assert main([*pverify, "--first-seen", "yesterday"]) == 2
