@@ -16,7 +16,7 @@ from PIL import Image
 from modeldeed.cli import main
 from modeldeed.errors import DataError, FormatError, ModeldeedError
 from modeldeed.models import ModelInfo, build_model, save_model, spec_for_data
-from modeldeed.training import TrainConfig
+from modeldeed.training import TrainConfig, TrainState
 from modeldeed.watermark import (
     TriggerMixingHook,
     auto_triggers_per_batch,
@@ -33,6 +33,7 @@ from modeldeed.watermark import (
     security_figures,
 )
 from modeldeed.watermark import images as images_module
+from modeldeed.watermark.mark import choose_triggers_per_batch
 
 CLASSES = tuple(str(i) for i in range(10))
 SHAPE = (1, 8, 8)
@@ -69,6 +70,15 @@ def test_sizes_are_refused_before_anything_is_allocated() -> None:
     assert time.perf_counter() - started < 2  # no search, no drawing, no allocation
 
 
+def usage_status(args: list[str]) -> int:
+    """The exit status of a command refused while its arguments are parsed (argparse exits; a parser that
+    reports usage errors itself returns the status)."""
+    try:
+        return main(args)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -88,9 +98,7 @@ def test_sizes_are_refused_before_anything_is_allocated() -> None:
     ],
 )
 def test_cli_numbers_are_range_checked(args: list[str], message: str, tmp_path: Path, capsys) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        main([*args, "--out", str(tmp_path / "k")] if "--data" in args else args)
-    assert exit_.value.code == 2
+    assert usage_status([*args, "--out", str(tmp_path / "k")] if "--data" in args else args) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "k").exists()
 
@@ -232,9 +240,9 @@ def marking(tmp_path: Path, digits) -> tuple[Path, Path]:
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--triggers-per-batch", "0"], "--triggers-per-batch must lie in [1, 16] (the batch size), got 0"),
-        (["--triggers-per-batch", "17"], "--triggers-per-batch must lie in [1, 16] (the batch size), got 17"),
-        (["--epochs", "0"], "--epochs must be at least 1 for marking (got 0)"),
+        (["--triggers-per-batch", "0"], "triggers per batch must lie in [1, 16] (the batch size), got 0"),
+        (["--triggers-per-batch", "17"], "triggers per batch must lie in [1, 16] (the batch size), got 17"),
+        (["--epochs", "0"], "marking needs at least 1 epoch (got 0)"),
     ],
 )
 def test_marking_refuses_k_beyond_the_batch_and_zero_epochs(marking, tmp_path: Path, extra, message, capsys) -> None:
@@ -252,8 +260,22 @@ def test_the_library_keeps_k_within_the_batch(digits) -> None:
     assert auto_triggers_per_batch(100, 23) == 261 and auto_triggers_per_batch(100, 23, batch_size=64) == 64
     mk, _ = keygen(digits.train.classes, SHAPE, size=10)
     model = build_model(spec_for_data("cnn", SHAPE, 10), seed=0)
-    with pytest.raises(ModeldeedError, match="17 triggers per batch exceed the batch size 16"):
+    with pytest.raises(ModeldeedError, match=r"triggers per batch must lie in \[1, 16\] \(the batch size\), got 17"):
         mark(model, mk, digits.train, TrainConfig(epochs=1, batch_size=16), k=17)
     with pytest.raises(ModeldeedError, match="marking needs at least 1 epoch"):
         mark(model, mk, digits.train, TrainConfig(epochs=0), k=2)
-    assert TriggerMixingHook.from_key(mk, k=16).k == 16
+    # The hook itself refuses too, for callers that train with it directly.
+    hook = TriggerMixingHook.from_key(mk, k=17)
+    state = TrainState(
+        model, torch.optim.SGD(model.parameters(), lr=0.1), TrainConfig(batch_size=16), digits.train, 0, 1
+    )
+    with pytest.raises(ModeldeedError, match="17 triggers per batch exceed the batch size 16"):
+        hook.on_train_start(state)
+    # The automatic k is capped at the batch size, and says so.
+    config = TrainConfig(epochs=1, batch_size=16)
+    assert choose_triggers_per_batch(None, 100, config, len(digits.train)) == (
+        16,
+        "showing each trigger about 60 times would take 67 triggers per batch; using the batch size, 16 "
+        "(more epochs would show them more often)",
+    )
+    assert choose_triggers_per_batch(None, 10, TrainConfig(epochs=20), len(digits.train))[1] is None

@@ -430,28 +430,14 @@ def run_pkeygen(args: argparse.Namespace) -> int:
 
 
 def triggers_per_batch(args: argparse.Namespace, key: Any, data: Any, config: TrainConfig) -> int:
-    """k for marking: --triggers-per-batch (1 to the batch size), or the automatic choice capped at the batch size.
+    """k for marking (`watermark.mark.choose_triggers_per_batch`), printing its note when it caps k."""
+    from ..watermark.mark import choose_triggers_per_batch
 
-    Marking with 0 epochs is refused: it would write a "watermarked" model that never saw a trigger.
-    """
-    if config.epochs < 1:
-        raise ModeldeedError(f"--epochs must be at least 1 for marking (got {config.epochs}): no trigger would be seen")
-    k = getattr(args, "triggers_per_batch", None)
-    if k is not None:
-        if not 1 <= k <= config.batch_size:
-            raise ModeldeedError(
-                f"--triggers-per-batch must lie in [1, {config.batch_size}] (the batch size), got {k}: triggers "
-                "must not outnumber the data in a batch"
-            )
-        return int(k)
-    wanted = auto_k(key, data, config)
-    if wanted > config.batch_size:
-        print(
-            f"note: showing each trigger about 60 times would take {wanted} triggers per batch; using the batch "
-            f"size, {config.batch_size} (more --epochs would show them more often)"
-        )
-        return config.batch_size
-    return wanted
+    requested = getattr(args, "triggers_per_batch", None)
+    k, note = choose_triggers_per_batch(requested, len(key.marking_indices()), config, len(data))
+    if note:
+        print(f"note: {note}")
+    return k
 
 
 def training_hooks(args: argparse.Namespace, data: Any, config: TrainConfig) -> tuple[list[Hook], dict[str, Any]]:
@@ -466,12 +452,6 @@ def training_hooks(args: argparse.Namespace, data: Any, config: TrainConfig) -> 
     k = triggers_per_batch(args, key, data.train, config)
     hook = TriggerMixingHook.from_key(key, k=k, seed=config.seed)
     return [hook], {"watermark": {"key_id": key.key_id, "mode": "fromscratch", "triggers_per_batch": hook.k}}
-
-
-def auto_k(key: Any, data: Any, config: TrainConfig) -> int:
-    from ..watermark import auto_triggers_per_batch
-
-    return auto_triggers_per_batch(len(key.marking_indices()), config.steps_per_epoch(len(data)) * config.epochs)
 
 
 def marking_summary(hooks: list[Hook], note: dict[str, Any]) -> str | None:

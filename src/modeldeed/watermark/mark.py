@@ -45,6 +45,34 @@ def auto_triggers_per_batch(
     return k if batch_size is None else max(1, min(k, batch_size))
 
 
+def choose_triggers_per_batch(
+    requested: int | None, trigger_count: int, config: TrainConfig, data_size: int
+) -> tuple[int, str | None]:
+    """k for a marking run, and a note when the automatic choice had to be capped at the batch size.
+
+    `requested` (the user's k) must lie in [1, batch size]: more triggers than data in a batch would be
+    another training run. Marking with 0 epochs is refused: it would write a "watermarked" model that never
+    saw a trigger.
+    """
+    if config.epochs < 1:
+        raise ModeldeedError(f"marking needs at least 1 epoch (got {config.epochs}): no trigger would be seen")
+    if requested is not None:
+        if not 1 <= requested <= config.batch_size:
+            raise ModeldeedError(
+                f"triggers per batch must lie in [1, {config.batch_size}] (the batch size), got {requested}: "
+                "triggers must not outnumber the data in a batch"
+            )
+        return int(requested), None
+    steps = config.steps_per_epoch(data_size) * config.epochs
+    wanted = auto_triggers_per_batch(trigger_count, steps)
+    if wanted > config.batch_size:
+        return config.batch_size, (
+            f"showing each trigger about {TARGET_VIEWS_PER_TRIGGER} times would take {wanted} triggers per batch; "
+            f"using the batch size, {config.batch_size} (more epochs would show them more often)"
+        )
+    return wanted, None
+
+
 class TriggerMixingHook(Hook):
     """Appends `k` trigger images and their committed labels to every training batch.
 
@@ -148,8 +176,7 @@ def mark(
 ) -> TrainResult:
     """Train `model` in place on `data` with the key's triggers mixed into every batch (seeded by config.seed)."""
     check_key_fits(key, data)
-    if config.epochs < 1:
-        raise ModeldeedError(f"marking needs at least 1 epoch (got {config.epochs}): no trigger would be embedded")
+    choose_triggers_per_batch(k, len(key.marking_indices()), config, len(data))
     mixing = TriggerMixingHook.from_key(key, k=k, seed=config.seed)
     log.info("marking with %d triggers, %d per batch, for %d epochs", len(mixing.labels), k, config.epochs)
     return train(model, data, config, hooks=[mixing, *hooks], progress=progress)
