@@ -279,3 +279,58 @@ def test_the_library_keeps_k_within_the_batch(digits) -> None:
         "(more epochs would show them more often)",
     )
     assert choose_triggers_per_batch(None, 10, TrainConfig(epochs=20), len(digits.train))[1] is None
+
+
+STRANGE_VALUES = (None, True, -1, 0, 2**70, 1e308, 0.5, "x", "", "0" * 64, [], {}, [None], [2**70], {"a": 1})
+
+
+def mutations(doc: dict):
+    """Every field (and every field of a nested object or first list element) replaced by each strange value."""
+    for key in list(doc):
+        for value in STRANGE_VALUES:
+            yield {**doc, key: value}
+        yield {k: v for k, v in doc.items() if k != key}
+        inner = doc[key]
+        if isinstance(inner, list) and inner and isinstance(inner[0], dict):
+            inner = inner[0]
+        if isinstance(inner, dict):
+            for sub in mutations(inner):
+                yield {**doc, key: [sub] if isinstance(doc[key], list) else sub}
+    yield {**doc, "extra": 1}
+
+
+@pytest.mark.parametrize("scheme", ["private", "cut-and-choose", "bounded"])
+def test_every_field_of_every_watermark_file_is_checked(scheme: str, tmp_path: Path) -> None:
+    """Whatever a stranger writes into a key, reveal or usage record: it loads, or a ModeldeedError says why."""
+    from modeldeed.watermark import load_reveal, load_usage, load_verification_key, reveal_set
+
+    make = {
+        "private": lambda: keygen(CLASSES, SHAPE, size=4),
+        "cut-and-choose": lambda: pkeygen(CLASSES, SHAPE, security_bits=2),
+        "bounded": lambda: bounded_keygen(CLASSES, SHAPE, sets=2, set_size=2),
+    }[scheme]
+    keys = save_key_pair(tmp_path / "k", *make(), pngs=False)
+    files = ["verification_key.json", "marking_key.json"]
+    if scheme == "bounded":
+        reveal_set(keys, keys / "r")
+        files += ["usage.json", "r/reveal.json"]
+    vk = load_verification_key(keys)
+    loaders = {
+        "verification_key.json": lambda: load_verification_key(keys),
+        "marking_key.json": lambda: load_marking_key(keys),
+        "usage.json": lambda: load_usage(keys, vk),
+        "r/reveal.json": lambda: load_reveal(keys / "r", vk),
+    }
+    tried = 0
+    for name in files:
+        original = (keys / name).read_text()
+        for changed in mutations(json.loads(original)):
+            (keys / name).write_text(json.dumps(changed))
+            try:
+                loaders[name]()
+            except ModeldeedError:
+                pass
+            tried += 1
+        (keys / name).write_text(original)
+        loaders[name]()
+    assert tried > 400
