@@ -309,8 +309,8 @@ def _make_keys(args: argparse.Namespace, make: Any, count: int | None) -> tuple[
     images = labels = None
     if args.images:
         images, labels = _user_images(args, data, count, notes)
-    else:
-        check_trigger_budget(count or 0, data.train.input_shape)
+    elif count is not None:  # before any image is drawn
+        check_trigger_budget(count, data.train.input_shape)
     mk, vk = make(data.train.classes, data.train.input_shape, images, labels)
     try:
         if args.force:  # nothing of the old key may linger next to the new one
