@@ -14,10 +14,10 @@ import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors.torch import save as safetensors_bytes
+if TYPE_CHECKING:  # PyTorch is imported only by the functions that handle tensors (the registry never does)
+    import torch
 
 
 @contextlib.contextmanager
@@ -58,6 +58,8 @@ def write_safetensors_atomic(
     path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None
 ) -> bytes:
     """Save tensors (made contiguous, on the CPU) and return the exact bytes written, for hashing."""
+    from safetensors.torch import save as safetensors_bytes
+
     flat = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
     data = safetensors_bytes(flat, metadata=dict(metadata) if metadata else None)
     write_bytes_atomic(path, data)
