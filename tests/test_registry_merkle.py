@@ -111,7 +111,9 @@ def test_consistency_proofs_match_the_reference_vectors_and_verify():
     for first, second, proof in CONSISTENCY:
         assert [h.hex() for h in merkle.consistency_proof(first, second, tree.read)] == proof
         hashes = [bytes.fromhex(h) for h in proof]
-        assert merkle.verify_consistency(first, second, bytes.fromhex(ROOTS[first]), bytes.fromhex(ROOTS[second]), hashes)
+        assert merkle.verify_consistency(
+            first, second, bytes.fromhex(ROOTS[first]), bytes.fromhex(ROOTS[second]), hashes
+        )
 
 
 def test_every_size_up_to_70_agrees_with_the_recursive_reference():

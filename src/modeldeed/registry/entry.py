@@ -119,7 +119,9 @@ class Entry(Document):
 
     @property
     def submission(self) -> Submission:
-        return Submission(kind=self.kind, digest=self.digest, submitter_key=self.submitter_key, signature=self.signature)
+        return Submission(
+            kind=self.kind, digest=self.digest, submitter_key=self.submitter_key, signature=self.signature
+        )
 
     def leaf_data(self) -> bytes:
         return (

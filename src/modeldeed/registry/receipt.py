@@ -66,8 +66,9 @@ def make_receipt(entry: Entry, proof: list[bytes], checkpoint_note: bytes) -> Re
         format="modeldeed.registry-receipt",
         version=1,
         entry=entry,
-        inclusion_proof=InclusionProof(leaf_index=entry.index, tree_size=entry.checkpoint_size,
-                                       hashes=[h.hex() for h in proof]),  # fmt: skip
+        inclusion_proof=InclusionProof(
+            leaf_index=entry.index, tree_size=entry.checkpoint_size, hashes=[h.hex() for h in proof]
+        ),  # fmt: skip
         checkpoint=checkpoint_note.decode(),
     )
 
