@@ -24,7 +24,8 @@ def test_signed_note_example_from_the_spec_parses():
     # c2sp.org/signed-note's own example: the text may contain blank lines; the last one separates signatures.
     note = Note.parse(
         "Ognuno sta solo sul cuor della terra\ntrafitto da un raggio di sole:\n\ned è subito sera.\n\n"
-        "— quasimodo.example/salvatore NnugSzTjtVAewIS+Z/iJhUPeFDkO/5QQ2i5ddnGITLlC+EhfLW9oJKONrMouFSQU0xMcXxj99ihAQwaqP3ZekRwNtIc=\n"
+        "— quasimodo.example/salvatore "
+        "NnugSzTjtVAewIS+Z/iJhUPeFDkO/5QQ2i5ddnGITLlC+EhfLW9oJKONrMouFSQU0xMcXxj99ihAQwaqP3ZekRwNtIc=\n"
     )
     assert note.text.endswith("ed è subito sera.\n")
     assert note.signatures[0].name == "quasimodo.example/salvatore"

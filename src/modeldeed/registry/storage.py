@@ -56,6 +56,7 @@ class Storage(ABC):
 
     def _lock_meta(self, cursor: Any) -> None:
         """Take the write lock before reading what the transaction will update (Postgres: FOR UPDATE)."""
+        return None  # SQLite's BEGIN IMMEDIATE already holds the database's one write lock
 
     @property
     def url(self) -> str:
@@ -110,7 +111,7 @@ class Storage(ABC):
         """Create the tables if needed, and bind the database to one log key (refuse another key's)."""
         blob = self.blob_type
         statements = [
-            f"""CREATE TABLE IF NOT EXISTS entries (
+            """CREATE TABLE IF NOT EXISTS entries (
                 idx BIGINT PRIMARY KEY, integrated_time TEXT NOT NULL, time_us BIGINT NOT NULL,
                 checkpoint_size BIGINT NOT NULL, kind TEXT NOT NULL, digest TEXT NOT NULL,
                 submitter_key TEXT NOT NULL, signature TEXT NOT NULL, UNIQUE (kind, digest, submitter_key))""",
