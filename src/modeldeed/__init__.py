@@ -34,7 +34,29 @@ _EXPORTS = {
     "train": ".training",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "Batch",
+    "DataError",
+    "DataSplits",
+    "Dataset",
+    "FormatError",
+    "Hook",
+    "ModelInfo",
+    "ModelSpec",
+    "ModeldeedError",
+    "TrainConfig",
+    "TrainState",
+    "__version__",
+    "accuracy",
+    "build_model",
+    "load_dataset",
+    "load_model",
+    "predict",
+    "save_model",
+    "sgd_step",
+    "spec_for_data",
+    "train",
+]
 
 if TYPE_CHECKING:
     from .data import Dataset, DataSplits, load_dataset

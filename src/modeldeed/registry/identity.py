@@ -119,3 +119,15 @@ def load_public_identity(path: str | Path) -> str:
     if document.fingerprint != fingerprint(document.public_key):
         raise file_error(ModeldeedError, path, "the fingerprint does not match the public key")
     return document.public_key
+
+
+class AllowListFile(Document):
+    """The submitters a private log accepts (`registry serve --allow FILE`): public keys, hex."""
+
+    format: Literal["modeldeed.registry-allow-list"]
+    version: Literal[1]
+    keys: list[Hex64]
+
+
+def load_allow_list(path: str | Path) -> frozenset[str]:
+    return frozenset(load_document(AllowListFile, path, max_bytes=4 << 20).keys)
