@@ -8,6 +8,7 @@ failures (a log restarting, a dropped connection) without risk of registering tw
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import time
@@ -69,7 +70,7 @@ class RegistryClient:
                     return response.status, self._parse(response.read(MAX_RESPONSE_BYTES + 1), url)
             except urllib.error.HTTPError as exc:
                 raise RegistryError(f"{url}: {exc.code} {self._reason(exc)}", exc.code) from None
-            except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException) as exc:
                 if attempt + 1 == attempts:
                     reason = getattr(exc, "reason", exc)
                     raise RegistryError(f"{url}: cannot reach the registry ({reason})") from None
