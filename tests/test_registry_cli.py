@@ -138,4 +138,3 @@ def test_audit_and_witness_catch_a_forked_log(env, tmp_path, capsys):
         assert main([*compare[:-1], str(tmp_path / "cp2.json")]) == 0
     finally:
         fork.stop()
-
