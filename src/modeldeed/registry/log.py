@@ -73,17 +73,21 @@ class TransparencyLog:
     def size(self) -> int:
         return self._range.size
 
-    def append(self, submissions: Sequence[Submission]) -> list[Integrated]:
-        """Integrate one batch synchronously (one transaction, one signed checkpoint if anything is new)."""
+    def append(self, submissions: Sequence[Submission], *, verified: bool = False) -> list[Integrated]:
+        """Integrate one batch synchronously (one transaction, one signed checkpoint if anything is new).
+
+        Every submitter signature is checked first (SubmissionRejected names the problem), unless the caller
+        says it has `verified` them already (the service does, to answer a bad one with a 400 at once).
+        """
         with self._lock:
             try:
-                return self._append(submissions)
+                return self._append(submissions, verified)
             except Exception:
                 self._reload()  # the transaction rolled back: continue from what is stored
                 raise
 
-    def _append(self, submissions: Sequence[Submission]) -> list[Integrated]:
-        for submission in submissions:  # a forged request gets nothing, not even an existing entry back
+    def _append(self, submissions: Sequence[Submission], verified: bool) -> list[Integrated]:
+        for submission in () if verified else submissions:  # a forged request gets nothing, not even an old entry
             if not submission.signature_valid():
                 raise SubmissionRejected("the submitter's signature over (kind, digest) does not verify")
         keys = [(s.kind, s.digest, s.submitter_key) for s in submissions]
@@ -129,8 +133,11 @@ class TransparencyLog:
 class Integrator:
     """A background thread that batches submissions from many callers into `TransparencyLog.append`."""
 
-    def __init__(self, log_: TransparencyLog, *, batch_size: int = 256, batch_wait: float = 0.005) -> None:
+    def __init__(
+        self, log_: TransparencyLog, *, batch_size: int = 256, batch_wait: float = 0.005, verified: bool = False
+    ) -> None:
         self.log = log_
+        self.verified = verified  # the callers check every signature before submitting
         self.batch_size = batch_size
         self.batch_wait = batch_wait
         self._queue: queue.Queue[tuple[Submission, Future[Integrated]] | None] = queue.Queue()
@@ -170,7 +177,7 @@ class Integrator:
 
     def _integrate(self, batch: list[tuple[Submission, Future[Integrated]]]) -> None:
         try:
-            results = self.log.append([submission for submission, _ in batch])
+            results = self.log.append([submission for submission, _ in batch], verified=self.verified)
         except SubmissionRejected:
             # one bad submission must not sink the others: integrate them one by one
             for submission, future in batch:
@@ -186,6 +193,6 @@ class Integrator:
 
     def _integrate_one(self, submission: Submission, future: Future[Integrated]) -> None:
         try:
-            future.set_result(self.log.append([submission])[0])
+            future.set_result(self.log.append([submission], verified=self.verified)[0])
         except Exception as exc:
             future.set_exception(exc)

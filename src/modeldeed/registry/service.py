@@ -94,7 +94,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state["integrator"] = Integrator(tlog, batch_size=batch_size, batch_wait=batch_wait)
+        state["integrator"] = Integrator(tlog, batch_size=batch_size, batch_wait=batch_wait, verified=True)
         try:
             yield
         finally:

@@ -149,22 +149,24 @@ class Storage(ABC):
         return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
 
     def read_nodes(self, ids: Sequence[NodeId]) -> list[bytes]:
-        """The hashes of perfect subtrees, in the order asked; a NodeReader for merkle.py."""
+        """The hashes of perfect subtrees, in the order asked; a NodeReader for merkle.py.
+
+        One statement of indexed point lookups (UNION ALL), so a proof costs one round trip and O(log n)
+        index probes whatever the size of the tree (a row-value IN list would scan the table in SQLite).
+        """
         if not ids:
             return []
         found: dict[tuple[int, int], bytes] = {}
-        for start in range(0, len(ids), 200):
-            chunk = ids[start : start + 200]
-            values = ", ".join(["(?, ?)"] * len(chunk))
-            params = [int(x) for node in chunk for x in node]
-            for level, idx, digest in self._rows(
-                f"SELECT level, idx, hash FROM nodes WHERE (level, idx) IN (VALUES {values})", params
-            ):
+        unique = sorted({(int(node[0]), int(node[1])) for node in ids})
+        for start in range(0, len(unique), 100):
+            chunk = unique[start : start + 100]
+            query = " UNION ALL ".join(["SELECT level, idx, hash FROM nodes WHERE level = ? AND idx = ?"] * len(chunk))
+            for level, idx, digest in self._rows(query, [x for node in chunk for x in node]):
                 found[(int(level), int(idx))] = bytes(digest)
-        missing = [node for node in ids if (node[0], node[1]) not in found]
+        missing = [node for node in unique if node not in found]
         if missing:
-            raise StorageError(f"{self.url}: {len(missing)} tree nodes are missing, e.g. {tuple(missing[0])}")
-        return [found[(node[0], node[1])] for node in ids]
+            raise StorageError(f"{self.url}: {len(missing)} tree nodes are missing, e.g. {missing[0]}")
+        return [found[(int(node[0]), int(node[1]))] for node in ids]
 
     @staticmethod
     def _entry(row: Sequence[Any]) -> Entry:
@@ -192,15 +194,20 @@ class Storage(ABC):
         return [self._entry(row) for row in rows]
 
     def find_registrations(self, keys: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str, str], Entry]:
-        """The existing entries for these (kind, digest, submitter key) triples (idempotent submission)."""
+        """The existing entries for these (kind, digest, submitter key) triples (idempotent submission).
+
+        Looked up by digest (indexed), then matched on kind and key here."""
+        wanted = set(keys)
+        digests = sorted({digest for _, digest, _ in wanted})
         found: dict[tuple[str, str, str], Entry] = {}
-        for start in range(0, len(keys), 100):
-            chunk = keys[start : start + 100]
-            values = ", ".join(["(?, ?, ?)"] * len(chunk))
-            query = f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE (kind, digest, submitter_key) IN (VALUES {values})"
-            for row in self._rows(query, [x for key in chunk for x in key]):
+        for start in range(0, len(digests), 200):
+            chunk = digests[start : start + 200]
+            marks = ", ".join(["?"] * len(chunk))
+            for row in self._rows(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE digest IN ({marks})", chunk):
                 entry = self._entry(row)
-                found[(entry.kind, entry.digest, entry.submitter_key)] = entry
+                key = (entry.kind, entry.digest, entry.submitter_key)
+                if key in wanted:
+                    found[key] = entry
         return found
 
     def checkpoint(self, size: int) -> bytes | None:
