@@ -47,3 +47,33 @@ def build_log(count: int, *, key: SignerKey | None = None) -> tuple[list[Entry],
         entries.append(entry)
         receipts.append(make_receipt(entry, proof, signed.note))
     return entries, receipts, nodes
+
+
+def golden_vectors() -> dict[str, str]:
+    """The byte-exact examples of docs/formats.md ("Registry"), made from the fixed keys above.
+
+    Three entries by one submitter integrated in one batch (tree size 3); the receipt is entry 1's.
+    """
+    from modeldeed.registry.entry import submission_message
+    from modeldeed.registry.receipt import receipt_text, registration_beacon
+
+    key, identity = golden_log_key(), golden_identity()
+    tree, nodes, entries = merkle.CompactRange(), {}, []
+    for index in range(3):
+        sub = identity.submission("watermark-key" if index == 1 else "model", golden_digest(index))
+        entry = Entry(index=index, integrated_time=format_time(GOLDEN_TIME), checkpoint_size=3, **sub.model_dump())
+        nodes.update(tree.append(entry.leaf_hash()))
+        entries.append(entry)
+    signed = sign_checkpoint(Checkpoint(key.name, tree.size, tree.root()), key)
+    proof = merkle.inclusion_proof(1, 3, lambda ids: [nodes[i] for i in ids])
+    receipt = make_receipt(entries[1], proof, signed.note)
+    entry = entries[1]
+    return {
+        "log-verifier-key": f"{key.verifier()}\n",
+        "submitter": f"public key: {identity.public_key}\nfingerprint: {identity.fingerprint}\n",
+        "submission-message": submission_message(entry.kind, bytes.fromhex(entry.digest)).hex() + "\n",
+        "leaf": f"leaf data: {entry.leaf_data().hex()}\nleaf hash: {entry.leaf_hash().hex()}\n",
+        "checkpoint": signed.note.decode(),
+        "receipt": receipt_text(receipt),
+        "beacon": registration_beacon(receipt).hex() + "\n",
+    }

@@ -119,6 +119,10 @@ def load_receipt(path: str | Path) -> Receipt:
     return load_document(Receipt, path, max_bytes=MAX_RECEIPT_BYTES)
 
 
+def receipt_text(receipt: Receipt) -> str:
+    """The receipt file's text: indented JSON, sorted keys, UTF-8 (verification never depends on the layout)."""
+    return json.dumps(receipt.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
 def save_receipt(path: str | Path, receipt: Receipt) -> None:
-    text = json.dumps(receipt.model_dump(mode="json"), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    write_bytes_atomic(path, text.encode())
+    write_bytes_atomic(path, receipt_text(receipt).encode())
