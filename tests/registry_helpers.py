@@ -32,13 +32,15 @@ def golden_digest(i: int) -> str:
     return hashlib.sha256(f"artefact {i}".encode()).hexdigest()
 
 
-def build_log(count: int, *, key: SignerKey | None = None) -> tuple[list[Entry], list[Receipt], dict]:
+def build_log(
+    count: int, *, key: SignerKey | None = None, first_digest: int = 0
+) -> tuple[list[Entry], list[Receipt], dict]:
     """`count` entries by the golden identity, integrated one per batch; their receipts and node store."""
     key = key or golden_log_key()
     identity = golden_identity()
     tree, nodes, entries, receipts = merkle.CompactRange(), {}, [], []
     for index in range(count):
-        sub = identity.submission("model" if index % 2 else "watermark-key", golden_digest(index))
+        sub = identity.submission("model" if index % 2 else "watermark-key", golden_digest(first_digest + index))
         entry = Entry(index=index, integrated_time=format_time(GOLDEN_TIME), checkpoint_size=index + 1,
                       **sub.model_dump())  # fmt: skip
         nodes.update(tree.append(entry.leaf_hash()))
