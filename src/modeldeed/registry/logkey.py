@@ -10,8 +10,9 @@ operator, a project page, a judge's instructions): with it, receipts and checkpo
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import StringConstraints
 
@@ -20,6 +21,7 @@ from ..files import canonical_json, write_bytes_atomic
 from ..schema import Document, load_document
 from .note import SIG_COSIGNATURE, SIG_ED25519, NoteError, SignerKey, VerifierKey
 
+K = TypeVar("K", SignerKey, VerifierKey)
 KeyString = Annotated[str, StringConstraints(min_length=1, max_length=400)]
 _MAX_BYTES = 4096
 
@@ -57,17 +59,16 @@ def create_log_key(path: str | Path, origin: str, *, witness: bool = False, forc
 
 
 def load_signer_key(path: str | Path) -> SignerKey:
-    document = load_document(LogKeyFile, path, max_bytes=_MAX_BYTES)
-    try:
-        return SignerKey.parse(document.signer_key)
-    except NoteError as exc:
-        raise file_error(ModeldeedError, path, str(exc)) from None
+    return _parsed(SignerKey.parse, load_document(LogKeyFile, path, max_bytes=_MAX_BYTES).signer_key, path)
 
 
 def load_verifier_key(path: str | Path) -> VerifierKey:
     """A log's (or witness's) public key from its .pub file."""
-    document = load_document(LogPublicKeyFile, path, max_bytes=_MAX_BYTES)
+    return _parsed(VerifierKey.parse, load_document(LogPublicKeyFile, path, max_bytes=_MAX_BYTES).verifier_key, path)
+
+
+def _parsed(parse: Callable[[str], K], text: str, path: str | Path) -> K:
     try:
-        return VerifierKey.parse(document.verifier_key)
+        return parse(text)
     except NoteError as exc:
         raise file_error(ModeldeedError, path, str(exc)) from None

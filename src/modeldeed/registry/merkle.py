@@ -173,15 +173,21 @@ def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: Sequenc
             return None
         if fn & 1 or fn == sn:
             r = node_hash(p, r)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
+            fn, sn = _skip_right_edge(fn, sn)
         else:
             r = node_hash(r, p)
         fn >>= 1
         sn >>= 1
     return r if sn == 0 else None
+
+
+def _skip_right_edge(fn: int, sn: int) -> tuple[int, int]:
+    """RFC 9162's "if LSB(fn) is not set, right-shift both until LSB(fn) is set or fn is 0": levels where
+    the path's node is the last of its level and has no sibling contribute no hash."""
+    while fn and not fn & 1:
+        fn >>= 1
+        sn >>= 1
+    return fn, sn
 
 
 def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes) -> bool:
@@ -216,10 +222,7 @@ def verify_consistency(first: int, second: int, first_root: bytes, second_root: 
         if fn & 1 or fn == sn:
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
+            fn, sn = _skip_right_edge(fn, sn)
         else:
             sr = node_hash(sr, c)
         fn >>= 1

@@ -36,7 +36,7 @@ from ..errors import FormatError
 from ..files import parse_json_bytes
 from ..schema import validate_document
 from .checkpoint import CheckpointDocument
-from .entry import Submission
+from .entry import Entry, Submission
 from .log import Integrator, SubmissionRejected, TransparencyLog
 from .storage import StorageError
 
@@ -145,12 +145,15 @@ def create_app(
         receipt = await run_in_threadpool(tlog.receipt, result.entry)
         return JSONResponse(receipt.model_dump(mode="json"), status_code=201 if result.new else 200)
 
-    @app.get("/api/v1/entries/{index}")
-    def get_entry(index: Index) -> dict[str, Any]:
+    def stored_entry(index: int) -> Entry:
         entry = tlog.storage.entry(index)
         if entry is None:
             raise ClientError(404, f"no entry {index} (the log has {tlog.size})")
-        return entry.model_dump(mode="json")
+        return entry
+
+    @app.get("/api/v1/entries/{index}")
+    def get_entry(index: Index) -> dict[str, Any]:
+        return stored_entry(index).model_dump(mode="json")
 
     @app.get("/api/v1/entries")
     def find_entries(digest: Annotated[str, Query(pattern=r"^[0-9a-f]{64}$")]) -> dict[str, Any]:
@@ -158,24 +161,20 @@ def create_app(
 
     @app.get("/api/v1/entries/{index}/receipt")
     def get_receipt(index: Index) -> dict[str, Any]:
-        entry = tlog.storage.entry(index)
-        if entry is None:
-            raise ClientError(404, f"no entry {index} (the log has {tlog.size})")
-        return tlog.receipt(entry).model_dump(mode="json")
+        return tlog.receipt(stored_entry(index)).model_dump(mode="json")
+
+    def checkpoint_document(note: bytes | None, missing: str) -> dict[str, Any]:
+        if note is None:
+            raise ClientError(404, missing)
+        return CheckpointDocument.of(note).model_dump(mode="json")
 
     @app.get("/api/v1/checkpoint")
     def latest_checkpoint() -> dict[str, Any]:
-        note = tlog.storage.latest_checkpoint()
-        if note is None:
-            raise ClientError(404, "the log is empty: no checkpoint has been signed yet")
-        return CheckpointDocument.of(note).model_dump(mode="json")
+        return checkpoint_document(tlog.storage.latest_checkpoint(), "the log is empty: no checkpoint signed yet")
 
     @app.get("/api/v1/checkpoints/{size}")
     def checkpoint_at(size: Index) -> dict[str, Any]:
-        note = tlog.storage.checkpoint(size)
-        if note is None:
-            raise ClientError(404, f"no checkpoint was signed at tree size {size}")
-        return CheckpointDocument.of(note).model_dump(mode="json")
+        return checkpoint_document(tlog.storage.checkpoint(size), f"no checkpoint was signed at tree size {size}")
 
     @app.get("/api/v1/proofs/inclusion")
     def inclusion(index: Annotated[int, Query(ge=0, le=MAX_INDEX)],
