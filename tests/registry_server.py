@@ -51,14 +51,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class ProcessServer:
-    """`modeldeed registry serve` in its own process group (SIGKILL reaches it and nothing else)."""
+# What `registry serve` runs, without the CLI's other command groups (they import PyTorch, seconds per start)
+SERVE = """
+import sys
+from modeldeed.registry.log import TransparencyLog
+from modeldeed.registry.logkey import load_signer_key
+from modeldeed.registry.service import serve
+from modeldeed.registry.storage import open_storage
+db, key, port = sys.argv[1:4]
+serve(TransparencyLog(open_storage(db), load_signer_key(key)), "127.0.0.1", int(port))
+"""
 
-    def __init__(self, db_url: str, key_file: Path, *extra: str, port: int | None = None) -> None:
+
+class ProcessServer:
+    """The registry service in its own process and process group (SIGKILL reaches it and nothing else):
+    `modeldeed registry serve` itself, or (`via_cli=False`) the same service started without the CLI."""
+
+    def __init__(self, db_url: str, key_file: Path, *extra: str, port: int | None = None, via_cli: bool = True) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "modeldeed", "registry", "serve", "--db", db_url, "--log-key",
-                   str(key_file), "--port", str(self.port), *extra]  # fmt: skip
+        if via_cli:
+            command = [sys.executable, "-m", "modeldeed", "registry", "serve", "--db", db_url, "--log-key",
+                       str(key_file), "--port", str(self.port), *extra]  # fmt: skip
+        else:
+            command = [sys.executable, "-c", SERVE, db_url, str(key_file), str(self.port)]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                         start_new_session=True)  # fmt: skip
         deadline = time.monotonic() + 60

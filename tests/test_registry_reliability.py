@@ -85,7 +85,7 @@ def check_one_history(url: str, log_key, receipts: list[Receipt], expected: int)
 @pytest.mark.slow
 def test_eight_concurrent_submitters_lose_and_duplicate_nothing(tmp_path):
     assert main(["registry", "init-log", "--out", str(tmp_path / "log.key"), "--origin", "reliability.test/log"]) == 0
-    server = ProcessServer(f"sqlite:///{tmp_path / 'registry.db'}", tmp_path / "log.key")
+    server = ProcessServer(f"sqlite:///{tmp_path / 'registry.db'}", tmp_path / "log.key", via_cli=False)
     try:
         out = tmp_path / "receipts"
         out.mkdir()
@@ -101,7 +101,7 @@ def test_eight_concurrent_submitters_lose_and_duplicate_nothing(tmp_path):
 def test_sigkill_mid_append_loses_no_receipt_and_keeps_one_history(tmp_path):
     assert main(["registry", "init-log", "--out", str(tmp_path / "log.key"), "--origin", "reliability.test/log"]) == 0
     db = f"sqlite:///{tmp_path / 'registry.db'}"
-    server = ProcessServer(db, tmp_path / "log.key")
+    server = ProcessServer(db, tmp_path / "log.key", via_cli=False)
     out = tmp_path / "receipts"
     out.mkdir()
     workers = start_workers(server.url, 4, 150, out, "k")
@@ -118,7 +118,7 @@ def test_sigkill_mid_append_loses_no_receipt_and_keeps_one_history(tmp_path):
         server.kill()
         issued_before_kill = read_receipts(out)
         assert all(w.poll() is None for w in workers)  # the submitters are still going, now retrying
-        server = ProcessServer(db, tmp_path / "log.key", port=server.port)
+        server = ProcessServer(db, tmp_path / "log.key", port=server.port, via_cli=False)
         wait_all(workers, timeout=300)
         after = RegistryClient(server.url)
         latest = open_checkpoint(after.latest_checkpoint().note, log_key)
