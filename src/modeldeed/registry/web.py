@@ -32,7 +32,7 @@ HEADERS = {
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:72em;padding:0 1em;color:#222}
 table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left}
 code{font-size:.85em;word-break:break-all}.ok{color:#11692b;font-weight:bold}.bad{color:#a31515;font-weight:bold}
-input[type=text]{width:40em;max-width:100%}"""
+input[type=text]{width:40em;max-width:100%}.t{white-space:nowrap}"""
 
 
 def esc(value: object) -> str:
@@ -60,7 +60,7 @@ def entry_rows(entries: list[Entry]) -> str:
     if not entries:
         return "<p>No entries.</p>"
     rows = "".join(
-        f"<tr><td><a href='/entry/{e.index}'>{e.index}</a></td><td>{esc(e.integrated_time)}</td>"
+        f"<tr><td><a href='/entry/{e.index}'>{e.index}</a></td><td class=t>{esc(e.integrated_time)}</td>"
         f"<td>{esc(e.kind)}</td><td><a href='/search?digest={esc(e.digest)}'><code>{esc(e.digest)}</code></a></td>"
         f"<td><code>{esc(fingerprint(e.submitter_key))}</code></td></tr>"
         for e in entries
@@ -128,7 +128,11 @@ def add_pages(app: FastAPI, tlog: TransparencyLog) -> None:
         fields = [
             ("kind", esc(entry.kind)),
             ("registered (UTC, the log's clock)", esc(entry.integrated_time)),
-            ("artefact SHA-256", f"<code>{esc(entry.digest)}</code>"),
+            (
+                "artefact SHA-256",
+                f"<a href='/search?digest={esc(entry.digest)}'><code>{esc(entry.digest)}</code></a>"
+                " (every registration of it)",
+            ),
             ("submitter fingerprint", f"<code>{esc(fingerprint(entry.submitter_key))}</code>"),
             ("submitter public key", f"<code>{esc(entry.submitter_key)}</code>"),
             ("first included in checkpoint of size", esc(entry.checkpoint_size)),
