@@ -9,7 +9,6 @@ by the same real verifier with the pirate's key, so both trigger sets are report
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -36,15 +35,7 @@ def pirate_key(
     one (a simulated adversary's key, so that an experiment can be repeated exactly)."""
     from ..watermark import keygen
 
-    return keygen(classes, input_shape, size=size, epsilon=epsilon, **seeded(keygen, seed))
-
-
-def seeded(function: Any, seed: int | None) -> dict[str, Any]:
-    """`{"seed": seed}` when `function` (a KeyGen) takes a seed, else nothing (the key is then drawn from
-    `secrets`). The seam for `keygen(seed=...)`, which the watermark package adds for demonstration keys."""
-    if seed is None or "seed" not in inspect.signature(function).parameters:
-        return {}
-    return {"seed": seed}
+    return keygen(classes, input_shape, size=size, epsilon=epsilon, seed=seed)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,7 +116,7 @@ class OwnershipPiracy(TuningAttack):
         k = self.triggers_per_batch
         if k is None:
             steps = embed.epochs * embed.steps_per_epoch(len(data))
-            k = min(embed.batch_size, auto_triggers_per_batch(len(key[0].marking_indices()), steps))
+            k = auto_triggers_per_batch(len(key[0].marking_indices()), steps, batch_size=embed.batch_size)
         if embed.epochs > 0:
             mark_pretrained(model, key[0], data, embed, k=k, progress=context.progress)
         after_embedding = verdict_summary(pirate(model))

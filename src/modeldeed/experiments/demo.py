@@ -145,7 +145,6 @@ def _run(
     run: Path, setting: DemoSetting, progress: bool, on_progress: ProgressCallback | None, notes: list[str]
 ) -> dict[str, Any]:
     from ..attacks import run_suite, watermark_verifier
-    from ..attacks.piracy import seeded
     from ..pol import record_training
     from ..pol.commitment import CarriedStatement
     from ..watermark import TriggerMixingHook, auto_triggers_per_batch, keygen, pkeygen, pverify, save_key_pair, verify
@@ -170,20 +169,14 @@ def _run(
         return _timed(stages, name, seconds)
 
     with stage("keygen"):
-        public_seed = None if setting.key_seed is None else setting.key_seed + 1
-        key_seeds = seeded(keygen, setting.key_seed), seeded(pkeygen, public_seed)
-        mk, vk = keygen(data.train.classes, data.train.input_shape, size=setting.trigger_size, **key_seeds[0])
+        key_seed = setting.key_seed
+        public_seed = None if key_seed is None else key_seed + 1
+        mk, vk = keygen(data.train.classes, data.train.input_shape, size=setting.trigger_size, seed=key_seed)
         save_key_pair(run / "keys" / "private", mk, vk)
         pmk, pvk = pkeygen(
-            data.train.classes, data.train.input_shape, security_bits=setting.public_security_bits, **key_seeds[1]
+            data.train.classes, data.train.input_shape, security_bits=setting.public_security_bits, seed=public_seed
         )
         save_key_pair(run / "keys" / "public", pmk, pvk)
-        key_seed = setting.key_seed if key_seeds[0] else None
-        if setting.key_seed is not None and key_seed is None:
-            notes.append(
-                "demo: --seed could not derive the watermark keys (this KeyGen takes no seed); they were drawn "
-                "from secrets, so this run's keys differ from another run's"
-            )
     hooks = [
         TriggerMixingHook.from_key(
             key, k=auto_triggers_per_batch(len(key.marking_indices()), total_steps), seed=config.seed + i
