@@ -250,7 +250,7 @@ def test_demo_seed_repeats_the_whole_run(tmp_path):
     from modeldeed.watermark import load_marking_key
 
     setting = DemoSetting(
-        epochs=2, seed=3, key_seed=3, attacks=("ftll", "prune-0.6"), sweeps=(), spoof_methods=("infinitesimal",)
+        epochs=2, seed=3, key_seed=3, attacks=("prune-0.6",), sweeps=(), spoof_methods=("infinitesimal",)
     )
     first = run_demo(tmp_path / "a", setting, progress=False)
     second = run_demo(tmp_path / "b", setting, progress=False)

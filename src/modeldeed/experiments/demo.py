@@ -179,7 +179,9 @@ def _run(
         save_key_pair(run / "keys" / "public", pmk, pvk)
     hooks = [
         TriggerMixingHook.from_key(
-            key, k=auto_triggers_per_batch(len(key.marking_indices()), total_steps), seed=config.seed + i
+            key,
+            k=auto_triggers_per_batch(len(key.marking_indices()), total_steps, batch_size=config.batch_size),
+            seed=config.seed + i,
         )
         for i, key in enumerate((mk, pmk))
     ]

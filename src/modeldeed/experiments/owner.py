@@ -77,7 +77,7 @@ def triggers_per_batch(setting: ExperimentSetting, train_size: int) -> int:
     if setting.triggers_per_batch is not None:
         return setting.triggers_per_batch
     steps = -(-train_size // setting.batch_size) * setting.epochs
-    return auto_triggers_per_batch(setting.trigger_size, steps)
+    return auto_triggers_per_batch(setting.trigger_size, steps, batch_size=setting.batch_size)
 
 
 def experiment_data(setting: ExperimentSetting) -> DataSplits:
