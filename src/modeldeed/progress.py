@@ -53,8 +53,8 @@ class ProgressEvent:
         return self.index >= self.count
 
     def remaining_seconds(self) -> float | None:
-        """Seconds left, extrapolated from the rate so far (None before anything is done)."""
-        if self.done <= 0 or self.elapsed <= 0:
+        """Seconds left, extrapolated from the rate so far (None before 5 % of the work is done: too early to say)."""
+        if self.done <= 0.05 * self.total or self.elapsed <= 0:
             return None
         return self.elapsed * max(self.total - self.done, 0.0) / self.done
 

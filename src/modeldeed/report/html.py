@@ -20,7 +20,7 @@ h1 { border-bottom: 2px solid #444; padding-bottom: .2em; }
 h2 { margin-top: 2em; border-bottom: 1px solid #bbb; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.92em; max-width: 100%; }
 th, td { border: 1px solid #ccc; padding: .3em .6em; text-align: right; overflow-wrap: anywhere; }
-th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
+th { background: #f0f0f0; overflow-wrap: normal; } td:first-child, th:first-child { text-align: left; }
 td.text { text-align: left; }
 td.yes { color: #0a6d0a; font-weight: 600; } td.no { color: #b00020; font-weight: 600; }
 figure { margin: 1em 0; } figcaption { font-size: .9em; color: #555; }
