@@ -223,6 +223,15 @@ def test_experiment_report_matches_its_json(tmp_path, capsys):
         assert float(cells[1]) == pytest.approx(row["test_accuracy"], abs=0.01)
         assert float(cells[2]) == pytest.approx(row["trigger_accuracy"], abs=0.01)
         assert float(cells[4]) in (93.42, 93.81, 93.65)  # the paper's CIFAR-10 column beside ours
+    fromscratch = rows[1]
+    assert report.verdict[0].startswith("Functionality (Table 1): FROMSCRATCH ")
+    assert f"({fromscratch['trigger_accuracy']:.0f} % of the triggers, test accuracy " in report.verdict[0]
+    # the command the report gives runs the experiment again, and (the owner's models reused) finds the same rows
+    (command,) = report.commands
+    argv = shlex.split(command)[1:]
+    assert argv[:2] == ["experiment", "functionality"] and "--train-limit" in argv
+    assert main([*argv, "--no-progress"]) == 0
+    assert json.loads((tmp_path / "functionality.json").read_text())["results"]["rows"] == rows
     capsys.readouterr()
 
 

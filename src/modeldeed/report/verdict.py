@@ -161,3 +161,78 @@ def demo_claims(results: dict[str, Any]) -> list[Claim]:
         keys_claim(results),
     ]
     return [c for c in found if c is not None]
+
+
+# ------------------------------------------------------------------------------------------ the experiments
+
+
+def _verifies(flags: list[bool]) -> str:
+    return f"{sum(flags)} of {len(flags)}"
+
+
+def experiment_claims(results: dict[str, dict[str, Any]]) -> list[Claim]:
+    """One sentence per experiment found, from its rows (accuracies in percent)."""
+    claims = []
+    if "functionality" in results:
+        rows = {r["model"]: r for r in results["functionality"]["results"]["rows"]}
+        clean = rows.get("No-WM")
+        marked = [rows[m] for m in ("FROMSCRATCH", "PRETRAINED") if m in rows]
+        parts = [
+            f"{r['model']} {'verifies' if r['accepted'] else 'does not verify'} ({r['trigger_accuracy']:.0f} % of the "
+            f"triggers, test accuracy {r['test_accuracy']:.2f} %)"
+            for r in marked
+        ]
+        sentence = "Functionality (Table 1): " + "; ".join(parts)
+        if clean:
+            sentence += f"; the model without watermark agrees with {clean['trigger_accuracy']:.0f} % of the triggers"
+            sentence += f" and has {clean['test_accuracy']:.2f} % test accuracy"
+        claims.append(Claim("functionality", all(r["accepted"] for r in marked), sentence + "."))
+    if "unremovability" in results:
+        rows = [r for r in results["unremovability"]["results"]["rows"] if r["attack"] != "none"]
+        removed = [f"{r['attack']} on {r['embedding']}" for r in rows if r["watermark_removed"]]
+        sentence = f"Unremovability (Fig. 6): {len(removed)} of {len(rows)} fine-tunings removed the watermark"
+        sentence += f" ({', '.join(removed)})" if removed else ""
+        original = [r for r in rows if r.get("trigger_accuracy_original_head") is not None]
+        if original:
+            low = min(original, key=lambda r: r["trigger_accuracy_original_head"])
+            sentence += (
+                f"; with the owner's head swapped back in (the paper's view) the lowest trigger accuracy is "
+                f"{low['trigger_accuracy_original_head']:.0f} % ({low['attack']} on {low['embedding']})"
+            )
+        claims.append(Claim("unremovability", not removed, sentence + "."))
+    if "piracy" in results:
+        rows = results["piracy"]["results"]["rows"]
+        owner = [r["ts_orig_accepted"] for r in rows]
+        pirate = [r["ts_new_accepted"] for r in rows]
+        sentence = (
+            f"Ownership piracy (Fig. 7): after the pirate's embedding the owner's watermark verifies in "
+            f"{_verifies(owner)} cases and the pirate's in {_verifies(pirate)}"
+        )
+        if any(a and b for a, b in zip(owner, pirate)):
+            sentence += "; where both verify, only the keys' registration times can say whose came first"
+        claims.append(Claim("piracy", all(owner) and not any(pirate), sentence + "."))
+    if "transfer" in results:
+        for r in results["transfer"]["results"]["rows"]:
+            claims.append(
+                Claim(
+                    "transfer",
+                    bool(r["accepted"]),
+                    f"Transfer learning ({r['transfer']}): the watermark "
+                    f"{'still verifies' if r['accepted'] else 'no longer verifies'} with the original head "
+                    f"({r['trigger_accuracy_original_head']:.0f} % of the triggers).",
+                )
+            )
+    if "pol" in results:
+        pol = results["pol"]["results"]
+        honest = pol["honest"]
+        spoofs = pol["spoofs"]
+        judged = [s for s in spoofs if s.get("hardened")]
+        sentence = (
+            f"Proof-of-learning: the honest proof is {accepted_word(honest['reference']['accepted'])} by the reference "
+            f"verifier and {accepted_word(honest['hardened']['accepted'])} by the hardened one; the reference "
+            f"verifier accepted {sum(s['reference']['accepted'] for s in spoofs)} of {len(spoofs)} forged proofs, "
+            f"the hardened one rejected {sum(not s['hardened']['accepted'] for s in judged)} of {len(judged)}"
+        )
+        holds = honest["hardened"]["accepted"] and all(not s["hardened"]["accepted"] for s in judged)
+        claims.append(Claim("proof-of-learning", holds, sentence + "."))
+    return claims
