@@ -22,6 +22,7 @@ from .identity import Identity, fingerprint, load_identity, load_public_identity
 from .logkey import load_verifier_key as load_log_key
 from .note import VerifierKey
 from .receipt import Receipt, ReceiptVerdict, load_receipt, registration_beacon, save_receipt, verify_receipt
+from .registration import Registration, RegistrationCheck, check_registration
 
 __all__ = [
     "KINDS",
@@ -33,12 +34,15 @@ __all__ = [
     "Kind",
     "Receipt",
     "ReceiptVerdict",
+    "Registration",
+    "RegistrationCheck",
     "RegistryClient",
     "RegistryError",
     "Submission",
     "Submitted",
     "VerifierKey",
     "audit_checkpoints",
+    "check_registration",
     "directory_digest",
     "directory_manifest",
     "equivocation",
