@@ -127,7 +127,10 @@ def scan_directory(root: Path) -> list[tuple[str, int]]:
         with iterator as entries:
             for entry in entries:
                 relative = prefix + entry.name
-                info = entry.stat(follow_symlinks=False)
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError as exc:
+                    raise file_error(FormatError, root / relative, f"cannot be read ({exc.strerror or exc})") from None
                 if stat.S_ISDIR(info.st_mode):
                     if depth + 1 >= MAX_DEPTH:
                         raise file_error(FormatError, root / relative, f"is nested deeper than {MAX_DEPTH} levels")

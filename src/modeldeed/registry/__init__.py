@@ -8,8 +8,9 @@ is `modeldeed.registry.service`, the storage `modeldeed.registry.storage`.
     from modeldeed.registry import RegistryClient, load_identity, load_log_key, verify_receipt
 
     client = RegistryClient("http://127.0.0.1:8080")
-    receipt = client.register(load_identity("id/"), "watermark-key", directory_digest("key/", [...])).receipt
+    receipt = client.register(load_identity("id/"), "model", digest).receipt  # digest: the artefact's SHA-256
     verdict = verify_receipt(receipt, load_log_key("log.key.pub"))   # valid, reasons, integrated_time, ...
+    check = check_registration(receipt, log_key, kind="model", digest=recomputed)  # and is it *this* artefact's?
     beacon = registration_beacon(receipt)                             # 32 bytes nobody could predict
 """
 
