@@ -161,6 +161,10 @@ def test_the_forger_alone(world, tmp_path, capsys):
     # the judge's own first-seen time, before the forger registered
     code, j, _ = dispute(world, tmp_path / "b", "forger", extra=["--first-seen", "2020-01-01"], capsys=capsys)
     assert code == 1 and "worthless" in reasons_of(j, 0)
+    # even registered "in time", chosen labels count only against a reference model (natural images with their
+    # true classes, registered before any model existed, would pass on every good model)
+    code, j, _ = dispute(world, tmp_path / "c", "forger", extra=["--first-seen", "2099-01-01"], capsys=capsys)
+    assert code == 1 and "--reference" in reasons_of(j, 0) and "worthless" not in reasons_of(j, 0)
 
 
 def test_a_thief_who_copies_the_owners_receipt_loses(world, tmp_path, capsys):

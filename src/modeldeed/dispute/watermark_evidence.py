@@ -115,6 +115,12 @@ class WatermarkEvidence(Evidence):
                 "the key's labels were chosen by its maker, and the model's first appearance is not known: nothing "
                 "shows that the labels were not read off the model (give --first-seen or the model's registration)"
             )
+        if vk.label_kind == "chosen" and context.reference_model is None:
+            reasons.append(
+                "the key's labels were chosen by its maker, so its triggers may be natural images with their true "
+                "classes, which any good model recognises, registered before any model existed; only a reference "
+                "model trained on the data without the key can tell (give --reference MODEL)"
+            )
         registered = anchor.sentence() if anchor is not None else None
         datasets = [context.data.train, context.data.test]
         if self.reveal is not None:
