@@ -61,6 +61,13 @@ def test_keygen_and_publish_register_the_same_digest(env, tmp_path, capsys):
     vk = load_verification_key(tmp_path / "k")
     assert made["registration"]["digest"] == key_digest(vk) != vk.key_id
     receipt = load_receipt(tmp_path / "k" / KEY_RECEIPT_FILE)
+    # pverify reports it (the model does not carry this key: rejected, but bound in time)
+    pverify = ["watermark", "pverify", env["root"] / "model", "--key", tmp_path / "k"]
+    code, verdict = run_json([*pverify, "--receipt", tmp_path / "k" / KEY_RECEIPT_FILE, "--log-key", env["pub"],
+                              "--first-seen", "2099-01-01"], capsys)  # fmt: skip
+    assert code == 1 and verdict["metrics"]["registration"]["index"] == receipt.entry.index
+    assert any("it existed before the model" in n for n in verdict["notes"])
+    assert main([str(a) for a in [*pverify, "--first-seen", "2099-01-01"]]) == 2
     # `registry publish` of the same directory hashes the same bytes: the log answers with the same entry
     args = ["registry", "publish", tmp_path / "k", "--registry", env["url"], "--identity", env["id"],
             "--out", tmp_path / "again.json"]  # fmt: skip
