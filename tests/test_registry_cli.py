@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -11,8 +12,9 @@ from registry_server import ProcessServer, ThreadServer
 
 from modeldeed.cli import main
 from modeldeed.files import canonical_json
-from modeldeed.registry import RegistryClient, directory_digest, json_digest
+from modeldeed.registry import RegistryClient, json_digest
 from modeldeed.registry.logkey import load_signer_key
+from modeldeed.watermark import keygen, load_verification_key, save_key_pair
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +55,18 @@ def test_publish_and_verify_kinds(env, tmp_path, capsys):
     # canonical JSON: indentation does not matter, the parsed document does
     assert receipt["entry"]["digest"] == json_digest(json.loads(canonical_json(json.loads(statement.read_text()))))
     key_dir = tmp_path / "key"
-    write_json(key_dir / "verification_key.json", {"format": "modeldeed.watermark.verification-key", "size": 4})
-    write_json(key_dir / "marking_key.json", {"secret": 1})
+    save_key_pair(key_dir, *keygen(("a", "b"), (1, 4, 4), size=4, seed=0), pngs=False)
     assert publish(env, key_dir, tmp_path / "r2.json") == 0
     entry = json.loads((tmp_path / "r2.json").read_text())["entry"]
     assert entry["kind"] == "watermark-key"
-    assert entry["digest"] == directory_digest(key_dir, ["verification_key.json"])  # never the secret key
+    # the validated key's canonical JSON, never the secret marking key
+    assert entry["digest"] == hashlib.sha256(load_verification_key(key_dir).canonical_bytes()).hexdigest()
     write_json(key_dir / "marking_key.json", {"secret": 2})
+    vk_text = (key_dir / "verification_key.json").read_text()
+    (key_dir / "verification_key.json").write_text(json.dumps(json.loads(vk_text), indent=7))  # layout only
     assert main(["registry", "verify", str(tmp_path / "r2.json"), "--log-key", env["pub"], "--artefact",
                  str(key_dir)]) == 0  # fmt: skip
-    write_json(key_dir / "verification_key.json", {"format": "modeldeed.watermark.verification-key", "size": 5})
+    write_json(key_dir / "verification_key.json", {**json.loads(vk_text), "epsilon": 0.2})
     assert main(["registry", "verify", str(tmp_path / "r2.json"), "--log-key", env["pub"], "--artefact",
                  str(key_dir)]) == 1  # fmt: skip
     assert "hashes to" in capsys.readouterr().out

@@ -146,6 +146,22 @@ def test_beacon_is_one_per_registration_and_changes_with_the_checkpoint():
     assert [registration_beacon(r) for r in again] == [registration_beacon(r) for r in receipts]
 
 
+def test_a_receipt_cannot_gain_beacons_by_extra_signature_lines():
+    """A signed-note reader ignores signatures by unknown keys; a receipt must not, or a prover could append
+    lines of his own until the beacon (and so the PoL challenge derived from it) suited him."""
+    _, receipts, _ = build_log(3)
+    verifier = golden_log_key().verifier()
+    stranger = SignerKey.generate("stranger.example/key")
+    note = Note.parse(receipts[2].checkpoint)
+    padded = Note(note.text, (*note.signatures, stranger.sign(note.text))).encode().decode()
+    grinding = receipts[2].model_copy(update={"checkpoint": padded})
+    assert open_checkpoint(padded, verifier).size == receipts[2].entry.checkpoint_size  # the note itself is fine
+    verdict = verify_receipt(grinding, verifier)
+    assert not verdict.valid and "one signature line" in verdict.reasons[0]
+    with pytest.raises(NoteError, match="exactly one signature line"):
+        registration_beacon(grinding)
+
+
 def test_receipt_files_round_trip_and_truncation_is_bad_input(tmp_path):
     _, receipts, _ = build_log(3)
     path = tmp_path / "receipt.json"

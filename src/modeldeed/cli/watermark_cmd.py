@@ -137,6 +137,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     v.add_argument("model_dir", metavar="MODEL", help="the model directory to check")
     v.add_argument("--key", required=True, metavar="DIR", help="key directory holding both keys")
+    v.add_argument(
+        "--first-seen",
+        metavar="TIME",
+        help="when the model first appeared (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ), compared with the key's "
+        "registration (--receipt); a key with chosen labels registered at or after it is rejected",
+    )
     _verify_options(v)
     v.set_defaults(handler=run_verify)
 
@@ -168,10 +174,16 @@ def register(commands: argparse._SubParsersAction) -> None:
         "not count again",
     )
     pv.add_argument(
+        "--reveal-receipt",
+        metavar="RECEIPT.json",
+        help="bounded key: the reveal's registration receipt (`reveal --registry` saves it in the reveal "
+        "directory); the set was public by its time at the latest",
+    )
+    pv.add_argument(
         "--first-seen",
         metavar="TIME",
-        help="bounded key: when the model first appeared (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ); a set revealed "
-        "before then does not count",
+        help="when the model first appeared (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ): a set revealed before then "
+        "does not count, and a key with chosen labels registered (--receipt) at or after it is rejected",
     )
     pv.add_argument("--public-only", action="store_true", help="ignore a marking key in --key")
     _verify_options(pv)
@@ -190,6 +202,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--set", type=_count(0, MAX_TRIGGERS), metavar="J", help="which set to reveal (default: the next unused)"
     )
     r.add_argument("--note", default="", help="why or to whom the set was revealed (kept in usage.json)")
+    _registry_options(r, "the reveal", "reveal.receipt.json in --out")
     r.set_defaults(handler=run_reveal)
 
     s = sub.add_parser(
@@ -248,6 +261,19 @@ def _key_options(p: argparse.ArgumentParser, epsilon: float) -> None:
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing key in --out")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    _registry_options(p, "the verification key", "verification_key.receipt.json in --out")
+
+
+def _registry_options(p: argparse.ArgumentParser, what: str, where: str) -> None:
+    p.add_argument(
+        "--registry",
+        metavar="URL",
+        help=f"register {what} on this transparency log right after writing it, and save the receipt ({where})",
+    )
+    p.add_argument("--identity", metavar="ID", help="with --registry: your submitter identity (`registry keygen`)")
+    p.add_argument(
+        "--log-key", metavar="PUB", help="with --registry: check the log's receipt against its public key before saving"
+    )
 
 
 def _verify_options(p: argparse.ArgumentParser) -> None:
@@ -264,6 +290,13 @@ def _verify_options(p: argparse.ArgumentParser) -> None:
         "checked triggers' labels than random labels allow reject",
     )
     p.add_argument("--epsilon", type=_epsilon, help="override the key's epsilon (not for real disputes)")
+    p.add_argument(
+        "--receipt",
+        metavar="RECEIPT.json",
+        help="the key's registration receipt (`keygen --registry` saves it in the key directory); checked offline "
+        "with --log-key, and its time reported. Without it the verdict says the key is not bound in time",
+    )
+    p.add_argument("--log-key", metavar="PUB", help="the transparency log's public key file (for --receipt)")
     p.add_argument(
         "--json",
         action="store_true",
@@ -315,9 +348,10 @@ def _make_keys(args: argparse.Namespace, make: Any, count: int | None) -> tuple[
     try:
         if args.force:  # nothing of the old key may linger next to the new one
             from ..watermark.keys import MK_FILE, MK_TENSORS, TRIGGER_PNG_DIR, VK_TENSORS
+            from ..watermark.registration import KEY_RECEIPT_FILE
             from ..watermark.reveal import USAGE_FILE
 
-            for name in (VK_FILE, VK_TENSORS, MK_FILE, MK_TENSORS, USAGE_FILE):
+            for name in (VK_FILE, VK_TENSORS, MK_FILE, MK_TENSORS, USAGE_FILE, KEY_RECEIPT_FILE):
                 (out / name).unlink(missing_ok=True)
             for png in (out / TRIGGER_PNG_DIR).glob("*.png"):
                 png.unlink()
@@ -371,6 +405,79 @@ def _describe_key(args: argparse.Namespace, vk: Any, size: int, extra: dict[str,
         print(f"  note: {note}")
 
 
+def _registrar(args: argparse.Namespace) -> Any:
+    """(client, identity, log key or None) for --registry, loaded before anything is made; None without it."""
+    if not args.registry:
+        if args.identity or args.log_key:
+            raise ModeldeedError("--identity and --log-key belong to --registry URL")
+        return None
+    if not args.identity:
+        raise ModeldeedError("--registry needs --identity ID (make one with `modeldeed registry keygen --out ID`)")
+    from ..registry import RegistryClient, load_identity, load_log_key
+
+    client = RegistryClient(args.registry)
+    return client, load_identity(args.identity), load_log_key(args.log_key) if args.log_key else None
+
+
+def _register(registrar: Any, register: Any, receipt_path: Path, what: str, how: str) -> dict[str, Any]:
+    """Register with `register(client, identity)`, check the receipt (with --log-key) and save it.
+
+    Returns what to report; `problems` is non-empty when the log's receipt does not verify (nothing saved).
+    """
+    from ..registry import save_receipt, verify_receipt
+
+    client, identity, log_key = registrar
+    try:
+        submitted = register(client, identity)
+    except ModeldeedError as exc:
+        raise ModeldeedError(f"{what} was written but NOT registered: {exc} (register it later: {how})") from None
+    entry = submitted.receipt.entry
+    problems = list(verify_receipt(submitted.receipt, log_key).reasons) if log_key is not None else []
+    if not problems:
+        save_receipt(receipt_path, submitted.receipt)
+    return {
+        "kind": entry.kind,
+        "digest": entry.digest,
+        "index": entry.index,
+        "integrated_time": entry.integrated_time,
+        "submitter_fingerprint": identity.fingerprint,
+        "new": submitted.new,
+        "receipt": str(receipt_path) if not problems else None,
+        "checked_with_log_key": log_key is not None,
+        "problems": problems,
+    }
+
+
+def _print_registration(registration: dict[str, Any], what: str) -> int:
+    if registration["problems"]:
+        print(f"the log's receipt for {what} does NOT verify (nothing saved):", *registration["problems"], sep="\n  ")
+        return 1
+    state = "registered" if registration["new"] else "already registered (the earlier entry counts)"
+    print(
+        f"{state}: {what} as entry {registration['index']} at {registration['integrated_time']} (UTC, the log's "
+        f"clock) by submitter {registration['submitter_fingerprint']}"
+    )
+    print(f"  receipt: {registration['receipt']}")
+    return 0
+
+
+def _register_key(args: argparse.Namespace, registrar: Any, vk: Any) -> dict[str, Any] | None:
+    if registrar is None:
+        return None
+    from ..watermark.registration import KEY_RECEIPT_FILE, register_key
+
+    how = f"modeldeed registry publish {args.out} --registry {args.registry} --identity {args.identity} --out ..."
+    return _register(registrar, lambda c, i: register_key(c, i, vk), Path(args.out) / KEY_RECEIPT_FILE, "the key", how)
+
+
+def _finish_key(args: argparse.Namespace, registration: dict[str, Any] | None) -> int:
+    if registration is None:
+        return 0
+    if args.json:
+        return 1 if registration["problems"] else 0
+    return _print_registration(registration, "the verification key")
+
+
 def _probability(p: float, log2: float | None) -> str:
     if log2 is None or not math.isfinite(log2):
         return f"{p:.3g}"
@@ -392,15 +499,18 @@ def run_keygen(args: argparse.Namespace) -> int:
         return keygen(classes, shape, size=size, epsilon=args.epsilon, images=images, labels=labels, seed=args.seed)
 
     count = args.size if (args.size is not None or args.images) else DEFAULT_SIZE
+    registrar = _registrar(args)
     _mk, vk, notes = _make_keys(args, make, count)
-    _describe_key(args, vk, vk.size, {}, notes)
-    return 0
+    registration = _register_key(args, registrar, vk)
+    _describe_key(args, vk, vk.size, {"registration": registration}, notes)
+    return _finish_key(args, registration)
 
 
 def run_pkeygen(args: argparse.Namespace) -> int:
     from ..watermark import bounded_keygen, pkeygen
     from ..watermark.limits import MAX_TRIGGERS
 
+    registrar = _registrar(args)
     if args.sets is not None:
         if args.sets * args.size > MAX_TRIGGERS:
             raise ModeldeedError(
@@ -414,8 +524,9 @@ def run_pkeygen(args: argparse.Namespace) -> int:
             ),
             args.sets * args.size,
         )
-        _describe_key(args, vk, vk.set_size, {"sets": vk.sets}, notes)
-        return 0
+        registration = _register_key(args, registrar, vk)
+        _describe_key(args, vk, vk.set_size, {"sets": vk.sets, "registration": registration}, notes)
+        return _finish_key(args, registration)
     mk, vk, notes = _make_keys(
         args,
         lambda c, s, im, lab: pkeygen(
@@ -424,9 +535,10 @@ def run_pkeygen(args: argparse.Namespace) -> int:
         4 * args.security,
     )
     hidden = len(mk.marking_indices())
-    extra = {"opened": vk.size - hidden, "hidden": hidden, "security_bits": args.security}
+    registration = _register_key(args, registrar, vk)
+    extra = {"opened": vk.size - hidden, "hidden": hidden, "security_bits": args.security, "registration": registration}
     _describe_key(args, vk, hidden, extra, notes)
-    return 0
+    return _finish_key(args, registration)
 
 
 def triggers_per_batch(args: argparse.Namespace, key: Any, data: Any, config: TrainConfig) -> int:
@@ -546,7 +658,8 @@ def _report(args: argparse.Namespace, verdict: Any) -> int:
     if verdict.test_accuracy is not None:
         print(f"test accuracy: {percent(verdict.test_accuracy)}")
     for key, value in verdict.metrics.items():
-        print(f"  {key}: {value}")
+        if key not in ("registration", "reveal_registration"):  # in words among the notes and reasons
+            print(f"  {key}: {value}")
     for reason in verdict.reasons:
         print(f"  - {reason}")
     for note in verdict.notes:
@@ -554,40 +667,77 @@ def _report(args: argparse.Namespace, verdict: Any) -> int:
     return 0 if verdict.accepted else 1
 
 
+def _first_seen(args: argparse.Namespace) -> Any:
+    from ..watermark import parse_moment
+
+    return parse_moment(args.first_seen) if args.first_seen else None
+
+
+def _key_binding(args: argparse.Namespace, vk: Any, first_seen: Any) -> Any:
+    """The key's registration from --receipt, checked offline with --log-key (None without a receipt)."""
+    if not args.receipt:
+        if args.log_key and not getattr(args, "reveal_receipt", None):
+            raise ModeldeedError("--log-key checks a receipt: pass the key's --receipt too")
+        return None
+    if not args.log_key:
+        raise ModeldeedError("--receipt is checked against the log's public key: pass --log-key PUB")
+    from ..registry import load_log_key, load_receipt
+    from ..watermark.registration import bind_key
+
+    return bind_key(vk, load_receipt(args.receipt), load_log_key(args.log_key), first_seen=first_seen)
+
+
 def run_verify(args: argparse.Namespace) -> int:
     from ..watermark import load_key_pair, verify
+    from ..watermark.registration import bound_verdict
 
     mk, vk = load_key_pair(args.key)
+    first_seen = _first_seen(args)
+    if first_seen is not None and not args.receipt:
+        raise ModeldeedError("--first-seen is compared with the key's registration: pass --receipt and --log-key")
+    binding = _key_binding(args, vk, first_seen)
     model = _load_checked_model(args.model_dir, args.trust_model_code, vk)
     reference = _reference(args, vk)
     test, data = _datasets(args)
-    verdict = verify(mk, vk, model, test_data=test, epsilon=args.epsilon, data=data, reference_model=reference)
-    return _report(args, verdict)
+    verdict = verify(
+        mk,
+        vk,
+        model,
+        test_data=test,
+        epsilon=args.epsilon,
+        data=data,
+        reference_model=reference,
+        registered=binding.sentence() if binding is not None else None,
+    )
+    return _report(args, bound_verdict(verdict, binding) if binding is not None else verdict)
 
 
 def run_pverify(args: argparse.Namespace) -> int:
-    from ..watermark import (
-        load_marking_key,
-        load_reveal,
-        load_usage,
-        load_verification_key,
-        parse_moment,
-        pverify,
-        reveal_history,
-    )
+    from ..watermark import load_marking_key, load_reveal, load_usage, load_verification_key, pverify, reveal_history
     from ..watermark.keys import MK_FILE
+    from ..watermark.registration import bind_reveal, bound_verdict
 
     vk = load_verification_key(args.key)
-    if vk.scheme != "bounded" and (args.reveal or args.other_reveal or args.first_seen):
+    if vk.scheme != "bounded" and (args.reveal or args.other_reveal or args.reveal_receipt):
         raise ModeldeedError(
-            f"--reveal, --other-reveal and --first-seen belong to bounded keys; this is a {vk.scheme} key"
+            f"--reveal, --other-reveal and --reveal-receipt belong to bounded keys; this is a {vk.scheme} key"
         )
-    first_seen = parse_moment(args.first_seen) if args.first_seen else None
+    first_seen = _first_seen(args)
+    if first_seen is not None and vk.scheme != "bounded" and not args.receipt:
+        raise ModeldeedError("--first-seen is compared with the key's registration: pass --receipt and --log-key")
+    if args.reveal_receipt and not (args.reveal and args.log_key):
+        raise ModeldeedError("--reveal-receipt is the receipt of --reveal DIR, checked with --log-key PUB")
+    bindings = [b for b in [_key_binding(args, vk, first_seen)] if b is not None]
     model = _load_checked_model(args.model_dir, args.trust_model_code, vk)
     mk = None
     if vk.scheme == "cut-and-choose" and not args.public_only and (Path(args.key) / MK_FILE).exists():
         mk = load_marking_key(args.key)
     reveal = load_reveal(args.reveal, vk) if args.reveal else None
+    if reveal is not None and args.reveal_receipt:
+        from ..registry import load_log_key, load_receipt
+
+        receipt = load_receipt(args.reveal_receipt)
+        bindings.append(bind_reveal(reveal, receipt, load_log_key(args.log_key), first_seen=first_seen))
     history = []
     if vk.scheme == "bounded":
         others = [load_reveal(path, vk) for path in args.other_reveal]
@@ -604,14 +754,16 @@ def run_pverify(args: argparse.Namespace) -> int:
         test_data=test,
         epsilon=args.epsilon,
         history=history,
-        first_seen=first_seen,
+        first_seen=first_seen if vk.scheme == "bounded" else None,
+        registered=bindings[0].sentence() if bindings and bindings[0].role == "key" else None,
     )
-    return _report(args, verdict)
+    return _report(args, bound_verdict(verdict, *bindings) if bindings else verdict)
 
 
 def run_reveal(args: argparse.Namespace) -> int:
     from ..watermark import load_verification_key, reveal_set
 
+    registrar = _registrar(args)
     reveal = reveal_set(args.key, args.out, set_index=args.set, note=args.note)
     sets = load_verification_key(args.key).sets
     print(
@@ -621,7 +773,15 @@ def run_reveal(args: argparse.Namespace) -> int:
     print(f"reveal id (SHA-256 of reveal.json; register it to fix the time): {reveal.reveal_id}")
     print(f"check it with: modeldeed watermark pverify MODEL --key {args.key} --reveal {args.out}")
     print("from now on this set is public: it counts only for models that appeared before it was revealed")
-    return 0
+    if registrar is None:
+        return 0
+    from ..watermark.registration import REVEAL_RECEIPT_FILE, register_reveal
+
+    how = f"modeldeed registry publish {args.out} --registry {args.registry} --identity {args.identity} --out ..."
+    registration = _register(
+        registrar, lambda c, i: register_reveal(c, i, reveal), Path(args.out) / REVEAL_RECEIPT_FILE, "the reveal", how
+    )
+    return _print_registration(registration, "the reveal")
 
 
 def run_security(args: argparse.Namespace) -> int:

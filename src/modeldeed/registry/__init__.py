@@ -8,8 +8,9 @@ is `modeldeed.registry.service`, the storage `modeldeed.registry.storage`.
     from modeldeed.registry import RegistryClient, load_identity, load_log_key, verify_receipt
 
     client = RegistryClient("http://127.0.0.1:8080")
-    receipt = client.register(load_identity("id/"), "watermark-key", directory_digest("key/", [...])).receipt
+    receipt = client.register(load_identity("id/"), "model", digest).receipt  # digest: the artefact's SHA-256
     verdict = verify_receipt(receipt, load_log_key("log.key.pub"))   # valid, reasons, integrated_time, ...
+    check = check_registration(receipt, log_key, kind="model", digest=recomputed)  # and is it *this* artefact's?
     beacon = registration_beacon(receipt)                             # 32 bytes nobody could predict
 """
 
@@ -22,6 +23,7 @@ from .identity import Identity, fingerprint, load_identity, load_public_identity
 from .logkey import load_verifier_key as load_log_key
 from .note import VerifierKey
 from .receipt import Receipt, ReceiptVerdict, load_receipt, registration_beacon, save_receipt, verify_receipt
+from .registration import Registration, RegistrationCheck, check_registration
 
 __all__ = [
     "KINDS",
@@ -33,12 +35,15 @@ __all__ = [
     "Kind",
     "Receipt",
     "ReceiptVerdict",
+    "Registration",
+    "RegistrationCheck",
     "RegistryClient",
     "RegistryError",
     "Submission",
     "Submitted",
     "VerifierKey",
     "audit_checkpoints",
+    "check_registration",
     "directory_digest",
     "directory_manifest",
     "equivocation",

@@ -26,7 +26,7 @@ from ..schema import Document, Hex64, NonNegative, Positive, load_document
 from . import merkle
 from .checkpoint import Checkpoint, NoteText, open_checkpoint
 from .entry import Entry
-from .note import NoteError, VerifierKey
+from .note import Note, NoteError, VerifierKey
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,12 @@ def verify_receipt(receipt: Receipt, log_key: VerifierKey) -> ReceiptVerdict:
     checkpoint: Checkpoint | None = None
     try:
         checkpoint = open_checkpoint(receipt.checkpoint, log_key)
+        if len(Note.parse(receipt.checkpoint).signatures) != 1:
+            checkpoint = None
+            reasons.append(
+                "checkpoint: a receipt carries the log's checkpoint exactly as the log signed it, with one "
+                "signature line (extra lines would give one registration many beacons)"
+            )
     except NoteError as exc:
         reasons.append(f"checkpoint: {exc}")
     if not entry.submission.signature_valid():
@@ -111,8 +117,15 @@ def registration_beacon(receipt: Receipt) -> bytes:
     Only meaningful for a receipt that `verify_receipt` accepted: then it is the one beacon this
     registration has, fixed by the log's signature, and unknown to anyone before the log integrated the
     entry. Use it to derive challenges that must not be chosen by the party being challenged.
+
+    The note must have exactly one signature line (as `verify_receipt` requires): a note with further
+    lines, which a signed-note reader would otherwise ignore, would let a prover append lines until the
+    beacon suited him.
     """
-    return tagged_digest(BEACON_TAG, receipt.checkpoint.encode())
+    note = Note.parse(receipt.checkpoint)
+    if len(note.signatures) != 1:
+        raise NoteError("a receipt's checkpoint must carry exactly one signature line, the log's")
+    return tagged_digest(BEACON_TAG, note.encode())
 
 
 def load_receipt(path: str | Path) -> Receipt:
