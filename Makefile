@@ -32,14 +32,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH) \
 	  || $(BIN)/python -m pip install --quiet $(TORCH) --index-url $(TORCH_FALLBACK_INDEX)
-	$(BIN)/python -m pip install --quiet -e '.[dev,report]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,report,registry]'
 	touch $(STAMP)
 
 test: install
 	$(BIN)/python -m pytest -q
 
 demo: install
-	$(BIN)/modeldeed demo --out demo
+	$(BIN)/modeldeed demo   # a fresh demo/run-<UTC time> each time: an earlier run and its report stay as they were
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py

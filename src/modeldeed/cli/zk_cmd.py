@@ -13,20 +13,20 @@ from .common import add_data_options, add_trust_option, load_data, percent, prin
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the zero-knowledge subcommands to the `watermark` group's subparsers."""
     from ..watermark import DEFAULT_EPSILON
+    from .watermark_cmd import _count, _key_options, run_pkeygen
 
     k = sub.add_parser(
         "zk-keygen",
         help="make a cut-and-choose key whose triggers are also Poseidon-committed, for zk-prove/zk-verify",
-        description="PKeyGen (l = 4N abstract triggers, e = H(vk), the e=1 half opened) with a second, Poseidon "
-        "commitment per trigger inside the key id. Needs Node.js and the o1js toolchain (make install).",
+        description="PKeyGen (l = 4N triggers, e = H(vk), the e=1 half opened) with a second, Poseidon "
+        "commitment per trigger inside the key id. Triggers must be binary images (the abstract ones are). "
+        "Needs Node.js and the o1js toolchain (make install).",
     )
-    add_data_options(k)
-    k.add_argument("--out", required=True, metavar="DIR", help="key directory to create")
-    k.add_argument("--security", type=int, default=16, metavar="N", help="cut-and-choose n; 4n triggers (default: 16)")
-    k.add_argument("--epsilon", type=float, default=DEFAULT_EPSILON, help=f"(default: {DEFAULT_EPSILON})")
-    k.add_argument("--force", action="store_true", help="overwrite an existing key in --out")
-    k.add_argument("--json", action="store_true", help="print one JSON object")
-    k.set_defaults(handler=run_zk_keygen, images=None)
+    _key_options(k, DEFAULT_EPSILON)
+    k.add_argument(
+        "--security", type=_count(1, 512), default=16, metavar="N", help="cut-and-choose n; 4n triggers (default: 16)"
+    )
+    k.set_defaults(handler=run_pkeygen, zk=True, sets=None)
 
     s = sub.add_parser(
         "zk-setup",
@@ -71,20 +71,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--json", action="store_true", help="print one JSON object")
     add_trust_option(v)
     v.set_defaults(handler=run_zk_verify)
-
-
-def run_zk_keygen(args: argparse.Namespace) -> int:
-    from ..zk import zk_pkeygen
-    from .watermark_cmd import _describe_key, _make_keys
-
-    if args.security < 1:
-        raise ModeldeedError(f"--security must be >= 1, got {args.security}")
-    mk, vk = _make_keys(
-        args, lambda c, s, _images: zk_pkeygen(c, s, security_bits=args.security, epsilon=args.epsilon), 0
-    )
-    hidden = len(mk.marking_indices())
-    _describe_key(args, vk, hidden, {"opened": vk.size - hidden, "hidden": hidden, "security_bits": args.security})
-    return 0
 
 
 def _model(path: str, trust: bool) -> tuple[Any, Any]:

@@ -46,13 +46,31 @@ def zk_pkeygen(
     *,
     security_bits: int = DEFAULT_SECURITY_BITS,
     epsilon: float = DEFAULT_EPSILON,
+    images: torch.Tensor | None = None,
+    labels: Sequence[int] | None = None,
+    seed: int | None = None,
+    created: str | None = None,
 ) -> tuple[MarkingKey, VerificationKey]:
-    """PKeyGen(ℓ = 4n) with abstract (binary) triggers, each also committed with Poseidon inside the key id."""
+    """PKeyGen(ℓ = 4n), each trigger also committed with Poseidon inside the key id (`pkeygen`'s arguments).
 
-    def commit(images: torch.Tensor, labels: torch.Tensor, nonces: Sequence[bytes]) -> list[str]:
+    The triggers must be binary images: modeldeed's abstract ones are; the user's own `images` are refused
+    unless every pixel is exactly 0 or 1.
+    """
+
+    def commit(images: torch.Tensor, labels: Sequence[int], nonces: Sequence[bytes]) -> list[str]:
         return poseidon_commitments(images, [int(v) for v in labels], nonces)
 
-    return pkeygen(classes, input_shape, security_bits=security_bits, epsilon=epsilon, zk_commit=commit)
+    return pkeygen(
+        classes,
+        input_shape,
+        security_bits=security_bits,
+        epsilon=epsilon,
+        images=images,
+        labels=labels,
+        seed=seed,
+        created=created,
+        zk_commit=commit,
+    )
 
 
 def require_zk_key(vk: VerificationKey) -> tuple[str, ...]:
