@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 VK_FORMAT = "modeldeed.zk.circuit-key"
 VK_FILE = "circuit_key.json"
+CACHE_LAYOUT = b"modeldeed/zk-circuit/v2"  # bump when what a cache entry holds changes
 HEADER_FIELDS = 7  # key id (2), model digest (2), threshold, chunk number, challenge seed
 PUBLIC_ROWS_PER_VALUE = 7  # Pickles hashes the public input into one value: Poseidon, ~6.5 rows per value
 SLOT_CHOICES = (4, 8, 16, 32, 64, 128)
@@ -81,8 +82,8 @@ class CircuitSpec:
         return estimate_rows(self.dims, self.slots)
 
     def circuit_id(self) -> str:
-        digest = hashlib.sha256(b"modeldeed/zk-circuit/v1\x00")
-        for name in ("circuit.mjs", "main.mjs", "package-lock.json"):
+        digest = hashlib.sha256(CACHE_LAYOUT + b"\x00")
+        for name in ("circuit.mjs", "package-lock.json"):  # what the keys depend on (main.mjs only drives them)
             data = (JS_DIR / name).read_bytes()
             digest.update(len(data).to_bytes(8, "big") + data)
         digest.update(canonical_json({"dims": list(self.dims), "slots": self.slots}))

@@ -78,6 +78,9 @@ def verify_chunks(
         "cases": [{"public": p, "proof": s} for p, s in cases],
     }
     result = run_node("verify", request, circuit_dir(spec))
+    timing = result.answer.get("seconds") or {}
+    load, check = timing.get("load", 0.0), timing.get("verify", 0.0)
+    log.info("node verify: %.1f s loading reference strings and bases, %.1f s verifying", load, check)
     answers = result.answer.get("results")
     if not isinstance(answers, list) or len(answers) != len(cases):
         raise ModeldeedError("the o1js verify step returned the wrong number of results")

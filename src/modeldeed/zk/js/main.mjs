@@ -132,9 +132,11 @@ const commands = {
   // Python's own derivation, and only the proof string from the prover.
   // Several (public input, proof) cases against one key, so the reference strings are loaded once.
   async verify(request, cacheDir) {
+    const started = Date.now();
     setSrsCache(readOnly(cacheDir));
     if (!Number.isInteger(request.wrap_domain_log)) throw Error('wrap_domain_log must be an integer');
     await loadWrapBasis(cacheDir, request.wrap_domain_log);
+    const loaded = Date.now();
     const results = [];
     for (const [i, c] of request.cases.entries()) {
       const publicInput = fields(c.public, `public input ${i}`).map(String);
@@ -146,7 +148,8 @@ const commands = {
         results.push({ valid: false, reason: `the proof does not decode (${why})` });
       }
     }
-    return { results };
+    const seconds = { load: (loaded - started) / 1000, verify: (Date.now() - loaded) / 1000 };
+    return { results, seconds, since_start: process.uptime() };
   },
 };
 
