@@ -80,7 +80,7 @@ def run(dims: tuple[int, ...], n: int) -> dict[str, object]:
         prove_s=round(proved.seconds, 1), prove_cpu_s=round(proved.cpu_seconds, 1),
         prove_inside_s=proved.answer.get("prove_seconds"), peak_mb=round((proved.peak_rss_bytes or 0) / 2**20),
         proof_bytes=len(proof), verify_s=round(verified.seconds, 1), verify_cpu_s=round(verified.cpu_seconds, 1),
-        load_after=load_average(),
+        verify_inner_s=(verified.answer.get("seconds") or {}).get("verify"), load_after=load_average(),
     )  # fmt: skip
     return row
 
@@ -88,14 +88,19 @@ def run(dims: tuple[int, ...], n: int) -> dict[str, object]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the digits MLP at n = 8 only")
+    parser.add_argument("--only", metavar="W-W-W:N", help="one configuration, e.g. 64-16-10:64")
     args = parser.parse_args()
+    configs = QUICK if args.quick else FULL
+    if args.only:
+        widths, n = args.only.split(":")
+        configs = [(tuple(int(w) for w in widths.split("-")), int(n))]
     problem = toolchain_problem()
     if problem:
         print(f"skipped: {problem}")
         return 0
     with tempfile.TemporaryDirectory() as scratch:
         os.environ.setdefault("MODELDEED_ZK_CACHE", scratch)
-        for i, (dims, n) in enumerate(QUICK if args.quick else FULL):
+        for i, (dims, n) in enumerate(configs):
             row = run(dims, n)
             if i == 0:
                 print("| " + " | ".join(row) + " |")

@@ -70,6 +70,7 @@ def test_an_honest_proof_verifies(zk, capsys):
     assert code == 0 and verdict["accepted"] is True and verdict["reasons"] == []
     assert verdict["proven_at_least"] == verdict["required"] >= 1
     assert verdict["test_agreement"]["rate"] >= 0.99 and verdict["metrics"]["proofs_valid"] == [True]
+    assert verdict["metrics"]["registration"] is None  # no --receipt: the claim is not bound in time
     proof = load_proof(zk / "proof.json")
     assert proof.quantization.hidden_triggers.rate == 1.0 and len(proof.chunks) == 1
     # nothing secret in the proof file: no trigger image, label or nonce of the hidden half

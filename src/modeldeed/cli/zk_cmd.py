@@ -9,6 +9,8 @@ from typing import Any
 from ..errors import ModeldeedError
 from .common import add_data_options, add_trust_option, load_data, percent, print_json
 
+SLOTS = (4, 8, 16, 32, 64, 128)  # modeldeed.zk.circuit.SLOT_CHOICES (not imported here: the CLI loads lazily)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the zero-knowledge subcommands to the `watermark` group's subparsers."""
@@ -36,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument("model_dir", nargs="?", metavar="MODEL", help="a model directory (its widths are used)")
     s.add_argument("--dims", metavar="W,W,...", help="layer widths instead of a model, e.g. 64,16,10")
-    s.add_argument("--slots", type=int, help="triggers per proof (default: enough for --hidden, else 64)")
+    s.add_argument("--slots", type=int, choices=SLOTS, help="triggers per proof (default: for --hidden, else 64)")
     s.add_argument("--hidden", type=int, metavar="H", help="number of hidden triggers to size the slots for")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     add_trust_option(s)
@@ -53,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--key", required=True, metavar="DIR", help="key directory from zk-keygen (marking key included)")
     p.add_argument("--out", required=True, metavar="PROOF", help="where to write the proof (JSON)")
     add_data_options(p, required=False)
-    p.add_argument("--slots", type=int, help="triggers per proof (default: the smallest that holds all)")
+    p.add_argument("--slots", type=int, choices=SLOTS, help="triggers per proof (default: the smallest that holds all)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_trust_option(p)
     p.set_defaults(handler=run_zk_prove)
@@ -67,6 +69,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("model_dir", metavar="MODEL", help="the model directory to check")
     v.add_argument("--public-key", required=True, metavar="PUB", help="verification key directory or its JSON")
     v.add_argument("--proof", required=True, metavar="PROOF", help="the proof file from zk-prove")
+    v.add_argument(
+        "--receipt",
+        metavar="RECEIPT.json",
+        help="the key's registration receipt, checked offline with --log-key; without it the verdict says the key "
+        "is not bound in time",
+    )
+    v.add_argument("--log-key", metavar="PUB", help="the transparency log's public key file (for --receipt)")
     add_data_options(v, required=False)
     v.add_argument("--json", action="store_true", help="print one JSON object")
     add_trust_option(v)
@@ -169,33 +178,48 @@ def run_zk_prove(args: argparse.Namespace) -> int:
 
 
 def run_zk_verify(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from ..watermark import load_verification_key
     from ..zk import load_proof, verify_watermark
+    from .watermark_cmd import _key_binding
 
     vk = load_verification_key(args.public_key)
     proof = load_proof(args.proof)
-    model, info = _model(args.model_dir, args.trust_model_code)
+    binding = _key_binding(args, vk, None)
+    model, _info = _model(args.model_dir, args.trust_model_code)
     test = data = None
     if args.data:
         splits = load_data(args)
         test, data = splits.test, (splits.train, splits.test)
     verdict = verify_watermark(model, vk, proof, test_data=test, data=data or ())
+    registration = binding.to_json() if binding is not None else None
+    if binding is not None and binding.reasons:
+        verdict = dataclasses.replace(verdict, accepted=False, reasons=(*verdict.reasons, *binding.reasons))
+    verdict = dataclasses.replace(verdict, metrics={**verdict.metrics, "registration": registration})
     if args.json:
         print_json({"model": args.model_dir, **verdict.to_json()})
         return 0 if verdict.accepted else 1
-    word = "ACCEPTED" if verdict.accepted else "REJECTED"
-    print(
-        f"{word}: the proof shows at least {verdict.proven} of {verdict.hidden} hidden triggers classified as "
-        f"committed; {verdict.required} needed (epsilon {verdict.epsilon}); no trigger was revealed"
-    )
+    if verdict.accepted:
+        print(
+            f"ACCEPTED: the proof shows that at least {verdict.proven} of the {verdict.hidden} hidden triggers are "
+            f"classified as committed ({verdict.required} needed, epsilon {verdict.epsilon}); none was revealed"
+        )
+    else:
+        print(f"REJECTED: the proof does not show that {verdict.required} of the {verdict.hidden} hidden triggers are "
+              "classified as committed:")  # fmt: skip
+    for reason in verdict.reasons:
+        print(f"  - {reason}")
     chance = verdict.chance_probability
     print(f"chance that a model which never saw the triggers passes: {chance:.3g}" + _log2(chance))
     if verdict.test_agreement is not None:
         print(f"quantized model agrees with the float model on {percent(verdict.test_agreement.rate)} of the test set")
     else:
         print("quantization agreement on a test set: not checked (pass --data)")
-    for reason in verdict.reasons:
-        print(f"  - {reason}")
+    if binding is not None and binding.sentence():
+        print(f"key registration: {binding.sentence()}")
+    elif binding is None:
+        print("key registration: not checked (pass --receipt and --log-key): this claim is not bound in time")
     return 0 if verdict.accepted else 1
 
 
