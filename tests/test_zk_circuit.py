@@ -186,3 +186,27 @@ def test_zk_prove_refuses_a_model_without_the_watermark_before_proving(tmp_path,
     out = capsys.readouterr().out
     assert code == 1 and out.startswith("NOT PROVED") and "no proof exists" in out
     assert not (tmp_path / "proof.json").exists()
+
+
+def test_more_triggers_than_slots_split_into_chunks_that_each_hold(workdir):
+    """Six hidden triggers in circuits of four slots: two chunks, each with its own threshold and claims."""
+    from modeldeed.zk.statement import split_threshold
+
+    _model, q = quantized_tiny()
+    images = binary_images(6, seed=2)
+    labels = labelled_triggers(q, images, wrong=1)
+    ns = nonces(6)
+    statement = statement_for(q, poseidon_commitments(images, labels, ns), SLOTS)
+    assert statement.chunks() == [(0, 1, 2, 3), (4, 5)]
+    claims = [honest_claims(statement, k, images, labels, ns) for k in range(2)]
+    assert [c.counted for c in claims] == [[1, 1, 1, 1], [1, 0, 0, 0]]
+    thresholds = split_threshold([c.correct for c in claims], 5)
+    assert thresholds == [4, 1]
+    items = [{"transcript": c.transcript(statement.header(k, t))} for k, (c, t) in enumerate(zip(claims, thresholds))]
+    cases = [
+        (statement.public_input(k, t, seed, rhos), c.private())
+        for k, (c, t, (seed, rhos)) in enumerate(zip(claims, thresholds, challenges(statement, items)))
+    ]
+    # chunk 1's claims do not hold under chunk 0's public input (other commitments, other chunk number)
+    cases.append((cases[0][0], cases[1][1]))
+    assert check(statement, cases, workdir) == [True, True, False]
