@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .. import __version__
+from .._version import __version__
 from ..errors import ModeldeedError
 from . import attack_cmd, demo_cmd, experiment_cmd, pol_cmd, train_cmd, watermark_cmd
 
