@@ -22,18 +22,42 @@ from safetensors.torch import save as safetensors_bytes
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; it is renamed onto `path` only if the block succeeds."""
+    """Yield a temporary path next to `path`; it is renamed onto `path` only if the block succeeds.
+
+    Whatever happens in the block, the temporary file is gone afterwards. An OSError (disk full, file too
+    large, read-only directory, permission denied) comes out as an OSError that names `path` (see
+    `write_error`), so the CLI can say which file could not be written.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise write_error(path, exc) from None
     tmp = Path(tmp_name)
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:
+        raise write_error(path, exc) from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def write_error(path: str | Path, exc: OSError) -> OSError:
+    """The same OSError (same type and errno, so callers can still tell ENOSPC from EACCES), naming `path`.
+
+    Errors from `write()` and `fsync()` carry no file name; a reader of "No space left on device" needs to
+    know which file was being written.
+    """
+    if exc.filename is not None and str(exc.filename) == str(path):
+        return exc
+    error = type(exc)(exc.errno, exc.strerror or str(exc), str(path)) if exc.errno else OSError(str(exc))
+    if not exc.errno:
+        error.filename = str(path)
+    return error
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import ModeldeedError
 from ..models import ModelInfo, load_model, save_model
-from ..training import Hook, TrainConfig, accuracy
+from ..training import accuracy
 from .common import (
     add_data_options,
     add_runtime_options,
@@ -20,11 +20,11 @@ from .common import (
     percent,
     print_json,
 )
+from .training_options import add_train_options, auto_k, config_from_args
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     from ..watermark import DEFAULT_EPSILON, DEFAULT_SECURITY_BITS, DEFAULT_SIZE, DEFAULT_TRIGGERS_PER_BATCH
-    from .train_cmd import add_train_options
 
     group = commands.add_parser(
         "watermark",
@@ -280,43 +280,8 @@ def run_pkeygen(args: argparse.Namespace) -> int:
     return 0
 
 
-def training_hooks(args: argparse.Namespace, data: Any, config: TrainConfig) -> tuple[list[Hook], dict[str, Any]]:
-    """For `modeldeed train --watermark KEYDIR` (FROMSCRATCH): the mixing hook and what to note in model.json."""
-    if not getattr(args, "watermark", None):
-        return [], {}
-    from ..watermark import TriggerMixingHook, load_marking_key
-    from ..watermark.mark import check_key_fits
-
-    key = load_marking_key(args.watermark)
-    check_key_fits(key, data.train)
-    k = args.triggers_per_batch or auto_k(key, data.train, config)
-    hook = TriggerMixingHook.from_key(key, k=k, seed=config.seed)
-    return [hook], {"watermark": {"key_id": key.key_id, "mode": "fromscratch", "triggers_per_batch": hook.k}}
-
-
-def auto_k(key: Any, data: Any, config: TrainConfig) -> int:
-    from ..watermark import auto_triggers_per_batch
-
-    return auto_triggers_per_batch(len(key.marking_indices()), config.steps_per_epoch(len(data)) * config.epochs)
-
-
-def marking_summary(hooks: list[Hook], note: dict[str, Any]) -> str | None:
-    """After `train --watermark`: the trigger accuracy reached (also written into the note for model.json)."""
-    from ..watermark import TriggerMixingHook
-
-    for hook in hooks:
-        if isinstance(hook, TriggerMixingHook) and hook.trigger_accuracy is not None:
-            note["watermark"]["trigger_accuracy"] = hook.trigger_accuracy
-            return (
-                f"watermark: {len(hook.labels)} triggers, {hook.k} per batch; trigger accuracy "
-                f"{percent(hook.trigger_accuracy)} (check with `modeldeed watermark verify MODEL --key KEYDIR`)"
-            )
-    return None
-
-
 def run_embed(args: argparse.Namespace) -> int:
     from ..watermark import load_marking_key, mark_pretrained
-    from .train_cmd import config_from_args
 
     apply_runtime(args)
     config = config_from_args(args)

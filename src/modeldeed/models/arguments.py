@@ -70,7 +70,9 @@ DECLARED: dict[str, type[_Arguments]] = {"cnn": CnnArguments, "resnet18": ResNet
 def check_arguments(architecture: str, arguments: Any) -> dict[str, Any]:
     """The arguments of a built-in architecture, checked; a user factory's pass unchanged (only sized later)."""
     if not isinstance(arguments, dict):
-        raise ModeldeedError(f"model {architecture!r}: arguments must be a JSON object, found {type(arguments).__name__}")
+        raise ModeldeedError(
+            f"model {architecture!r}: arguments must be a JSON object, found {type(arguments).__name__}"
+        )
     declared = DECLARED.get(architecture)
     if declared is None:
         return arguments
@@ -91,9 +93,7 @@ class ModelSize(NamedTuple):
 
 def state_size(model: nn.Module) -> ModelSize:
     tensors = list(model.state_dict().values())
-    return ModelSize(
-        sum(t.numel() for t in tensors), sum(t.numel() * t.element_size() for t in tensors), len(tensors)
-    )
+    return ModelSize(sum(t.numel() for t in tensors), sum(t.numel() * t.element_size() for t in tensors), len(tensors))
 
 
 def size_on_meta(architecture: str, factory: Callable[..., nn.Module], arguments: dict[str, Any]) -> ModelSize | None:
@@ -106,7 +106,9 @@ def size_on_meta(architecture: str, factory: Callable[..., nn.Module], arguments
         with torch.random.fork_rng(devices=[]), torch.device("meta"):
             probe = factory(**arguments)
     except (TypeError, ValueError) as exc:
-        raise ModeldeedError(f"cannot build model {architecture!r} with arguments {_shown(arguments)} ({exc})") from None
+        raise ModeldeedError(
+            f"cannot build model {architecture!r} with arguments {_shown(arguments)} ({exc})"
+        ) from None
     except (RuntimeError, NotImplementedError, OverflowError, MemoryError):
         if architecture in DECLARED:
             raise ModeldeedError(f"cannot build model {architecture!r} with arguments {_shown(arguments)}") from None

@@ -88,15 +88,13 @@ def spec_for_data(
     overridden = sorted(set(accepted) & set(extra or {}))
     if overridden:
         raise ModeldeedError(
-            f"model arguments {', '.join(overridden)} come from the data ({dict((k, accepted[k]) for k in overridden)}); "
-            "do not set them in the model arguments"
+            f"model arguments {', '.join(overridden)} come from the data "
+            f"({ {k: accepted[k] for k in overridden} }); do not set them in the model arguments"
         )
     return ModelSpec(architecture, {**accepted, **(extra or {})})
 
 
-def measure_model(
-    spec: ModelSpec, *, trust_code: bool = False, max_bytes: int = MAX_MODEL_BYTES
-) -> ModelSize | None:
+def measure_model(spec: ModelSpec, *, trust_code: bool = False, max_bytes: int = MAX_MODEL_BYTES) -> ModelSize | None:
     """Check a spec's arguments and size it on the meta device: what its state holds, or None when
     a trusted user factory cannot be sized. Refuses (ModeldeedError) anything over the limits; allocates nothing.
     """
