@@ -118,7 +118,8 @@ def _fail(path: str | Path, problem: str) -> Exception:
     return file_error(FormatError, path, problem)
 
 
-def _inside(path: Path, within: Path) -> bool:
+def inside(path: str | Path, within: str | Path) -> bool:
+    """Whether `path`, with every symbolic link resolved, is `within` or below it."""
     real, root = os.path.realpath(path), os.path.realpath(within)
     return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
@@ -133,7 +134,7 @@ def read_regular_file(path: str | Path, *, max_bytes: int, within: str | Path | 
     file grows meanwhile.
     """
     path = Path(path)
-    if within is not None and not _inside(path, Path(within)):
+    if within is not None and not inside(path, within):
         raise _fail(path, f"is outside {within} (a symbolic link out of the directory is not followed)")
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
     try:
