@@ -14,12 +14,13 @@ from .._version import __version__
 from ..errors import FormatError, ModeldeedError, file_error
 from ..files import (
     parse_safetensors_bytes,
+    read_json_object,
     read_regular_file,
     safetensors_bound,
     write_json_atomic,
     write_safetensors_atomic,
 )
-from ..schema import Document, Name, load_document
+from ..schema import Document, Name, validate_document
 from .arguments import MAX_CHANNELS, MAX_CLASSES, MAX_MODEL_BYTES, MAX_SIDE
 from .registry import DATA_ARGUMENTS, ModelSpec, build_model, is_user_factory, measure_model
 
@@ -87,7 +88,13 @@ def read_model_info(directory: str | Path) -> ModelInfo:
         problem = "is a file, not a model directory" if Path(directory).exists() else "model directory not found"
         raise file_error(FormatError, directory, problem)
     path = Path(directory) / META_FILE
-    doc = load_document(ModelDocument, path, within=directory, max_bytes=MAX_META_BYTES)
+    return model_info_from_json(read_json_object(path, within=directory, max_bytes=MAX_META_BYTES), path)
+
+
+def model_info_from_json(obj: Any, source: str | Path) -> ModelInfo:
+    """Validate a parsed model.json (see `ModelDocument`): types, ranges, and agreement of a built-in
+    architecture's data arguments with `input_shape` and `classes`."""
+    doc = validate_document(ModelDocument, obj, source)
     shape = (doc.input_shape[0], doc.input_shape[1], doc.input_shape[2])
     if not is_user_factory(doc.architecture):
         declared = {"in_channels": shape[0], "num_classes": len(doc.classes), "input_size": [shape[1], shape[2]]}
@@ -95,7 +102,7 @@ def read_model_info(directory: str | Path) -> ModelInfo:
             if name in doc.arguments and doc.arguments[name] != declared[name]:
                 raise file_error(
                     FormatError,
-                    path,
+                    source,
                     f"field 'arguments.{name}' is {str(doc.arguments[name])[:40]}, but input_shape and classes "
                     f"say {declared[name]}",
                 )
