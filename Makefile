@@ -39,7 +39,7 @@ fuzz: install
 	FUZZ_SECONDS=$(FUZZ_SECONDS) PYTHON=../$(BIN)/python fuzz/run.sh
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks fuzz
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache fuzz/corpus fuzz/work fuzz/logs

@@ -9,7 +9,6 @@ import sys
 
 import atheris
 import torch  # noqa: F401 - imported before instrumentation: only modeldeed's own code is instrumented
-
 from harness import WORK_DIR, run
 
 with atheris.instrument_imports(include=["modeldeed"]):

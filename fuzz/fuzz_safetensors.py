@@ -4,7 +4,6 @@ import sys
 
 import atheris
 import torch
-
 from harness import WORK_DIR, run
 
 with atheris.instrument_imports(include=["modeldeed"]):

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import atheris
 import torch  # noqa: F401 - imported before instrumentation: only modeldeed's own code is instrumented
-
 from harness import WORK_DIR, run
 
 with atheris.instrument_imports(include=["modeldeed"]):
