@@ -14,6 +14,7 @@ rarely do.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import random
@@ -72,7 +73,7 @@ def mutate_json(doc: Any, rng: random.Random) -> str:
     elif choice == 1:
         replace(doc, path, rng.choice(HUGE))
     elif choice == 2:
-        replace(doc, path, rng.choice(ODD))
+        replace(doc, path, copy.deepcopy(rng.choice(ODD)))
     elif choice == 3:
         replace(doc, path, json.loads("[" * 200 + "]" * 200) if rng.random() < 0.5 else [target] * 3)
     elif choice == 4 and isinstance(target, list) and target:
@@ -91,7 +92,7 @@ def mutate_json(doc: Any, rng: random.Random) -> str:
         token = rng.choice(['"\\ud800"', "NaN", "Infinity", "1e999", "-1e999"])
         return text.replace(json.dumps(target), token, 1) if path else token
     else:
-        replace(doc, path, rng.choice(HUGE + ODD))
+        replace(doc, path, copy.deepcopy(rng.choice(HUGE + ODD)))
     return json.dumps(doc)
 
 
