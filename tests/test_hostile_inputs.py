@@ -400,3 +400,36 @@ def test_a_full_disk_while_recording_a_proof_is_exit_2(full_disk) -> None:
     code, err = full_disk[1][4]
     assert code == 2 and err.startswith("modeldeed: error: p/") and err.endswith(": File too large\n"), err
     assert err.count("\n") == 1
+
+
+# -------------------------------------------------------------------------------------------------- reports
+
+
+def experiment_doc(**changes) -> dict:
+    setting = {
+        "data": "digits",
+        "model": "cnn",
+        "epochs": 1,
+        "batch_size": 32,
+        "lr": 0.05,
+        "seed": 0,
+        "trigger_size": 8,
+    }
+    doc = {"format": "modeldeed.experiment", "version": 1, "experiment": "functionality", "setting": setting}
+    return {**doc, "machine": {}, "seconds": 1.0, "results": {"rows": []}, **changes}
+
+
+@pytest.mark.parametrize(
+    "doc, problem",
+    [
+        (experiment_doc(results={"no_rows": 1}), "'results' do not have the layout of a functionality experiment"),
+        (experiment_doc(results={"rows": [{"model": "x"}]}), "'results' do not have the layout"),
+        (experiment_doc(seconds="soon"), "field 'seconds'"),
+        (experiment_doc(experiment="../../x"), "field 'experiment'"),
+        (experiment_doc(setting={"data": "digits"}), "field 'setting.model': Field required"),
+    ],
+)
+def test_a_malformed_results_file_is_exit_2_naming_it(doc: dict, problem: str, tmp_path: Path, capsys) -> None:
+    (tmp_path / "functionality.json").write_text(json.dumps(doc))
+    assert main(["report", str(tmp_path)]) == 2
+    one_line_error(capsys, "functionality.json: ", problem)
