@@ -23,7 +23,7 @@ from PIL import Image
 from modeldeed.cli import main
 from modeldeed.data import load_dataset
 from modeldeed.errors import DataError, FormatError, ModeldeedError
-from modeldeed.files import atomic_path, write_bytes_atomic
+from modeldeed.files import atomic_path, read_json_object, write_bytes_atomic
 from modeldeed.models import ModelInfo, ModelSpec, build_model, load_model, measure_model, save_model, spec_for_data
 from modeldeed.training import TrainConfig
 
@@ -433,3 +433,17 @@ def test_a_malformed_results_file_is_exit_2_naming_it(doc: dict, problem: str, t
     (tmp_path / "functionality.json").write_text(json.dumps(doc))
     assert main(["report", str(tmp_path)]) == 2
     one_line_error(capsys, "functionality.json: ", problem)
+
+
+# ---------------------------------------------------------------------------------------------------- JSON
+
+
+@pytest.mark.parametrize("unit", [b"[],", b"{},", b'{"a":{"b":[]}},', b"1,"])
+def test_a_document_of_millions_of_tiny_values_is_refused_before_decoding(unit: bytes, tmp_path: Path) -> None:
+    """16 MB of `[],[],...` would be a gigabyte of Python lists and a minute of checking."""
+    path = tmp_path / "model.json"
+    path.write_bytes(b"[" + unit * ((15 << 20) // len(unit)) + b"1]")
+    before, started = peak_mb(), time.perf_counter()
+    with pytest.raises(FormatError, match=r"model.json: would take about \d+ MiB as Python objects, more than the 256"):
+        read_json_object(path)
+    assert time.perf_counter() - started < 2.0 and peak_mb() - before < 100

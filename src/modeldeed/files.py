@@ -109,6 +109,7 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
 
 DEFAULT_JSON_BYTES = 16 << 20  # documents (keys, statements, receipts, model.json); bigger formats pass their own
 DEFAULT_JSON_DEPTH = 32
+DEFAULT_JSON_MEMORY = 256 << 20  # estimated Python objects of one decoded document (json_memory_estimate)
 MAX_SAFETENSORS_HEADER = 100 << 20
 
 
@@ -178,11 +179,25 @@ def _file_kind(mode: int) -> str:
 
 
 def parse_json_bytes(
-    data: bytes, source: str | Path, *, max_depth: int = DEFAULT_JSON_DEPTH, max_bytes: int = DEFAULT_JSON_BYTES
+    data: bytes,
+    source: str | Path,
+    *,
+    max_depth: int = DEFAULT_JSON_DEPTH,
+    max_bytes: int = DEFAULT_JSON_BYTES,
+    max_memory: int = DEFAULT_JSON_MEMORY,
 ) -> Any:
-    """Decode JSON strictly: UTF-8, no NaN/Infinity, no duplicate keys, no lone surrogates, bounded depth."""
+    """Decode JSON strictly: UTF-8, no NaN/Infinity, no duplicate keys, no lone surrogates, bounded depth,
+    and an estimate of the Python objects it becomes within `max_memory` bytes (see `json_memory_estimate`).
+    """
     if len(data) > max_bytes:
         raise _fail(source, f"is {len(data)} bytes, more than the {max_bytes} allowed for it")
+    estimate = json_memory_estimate(data)
+    if estimate > max_memory:
+        raise _fail(
+            source,
+            f"would take about {estimate >> 20} MiB as Python objects, more than the {max_memory >> 20} MiB "
+            "allowed for it (too many JSON values)",
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -199,17 +214,30 @@ def parse_json_bytes(
     return obj
 
 
+def json_memory_estimate(data: bytes) -> int:
+    """An upper estimate of the memory (bytes) that decoding `data` as JSON takes, from four fast byte counts.
+
+    Why: Python spends 40-250 bytes on each JSON value, so 16 MB of `[],[],...` or `{"a":{}},...` becomes a
+    gigabyte of objects and takes a minute to check. Every value but the first follows a comma or a colon or
+    opens a container, so counting `,` `:` `[` `{` bytes bounds the values from above (such bytes inside
+    strings only make the estimate larger); each is weighed by what its object costs on CPython (a value in a
+    list ~40-60 B, a key string ~60 B, a list ~70 B, a dict ~230 B), plus the bytes and the decoded text.
+    """
+    counts = (data.count(b","), data.count(b":"), data.count(b"["), data.count(b"{"))
+    return 2 * len(data) + 64 * counts[0] + 64 * counts[1] + 72 * counts[2] + 232 * counts[3]
+
+
 def read_json_object(
     path: str | Path,
     *,
     within: str | Path | None = None,
     max_bytes: int = DEFAULT_JSON_BYTES,
     max_depth: int = DEFAULT_JSON_DEPTH,
+    max_memory: int = DEFAULT_JSON_MEMORY,
 ) -> dict[str, Any]:
     """Read a JSON file that must hold an object, through `read_regular_file` and `parse_json_bytes`."""
-    obj = parse_json_bytes(
-        read_regular_file(path, max_bytes=max_bytes, within=within), path, max_depth=max_depth, max_bytes=max_bytes
-    )
+    data = read_regular_file(path, max_bytes=max_bytes, within=within)
+    obj = parse_json_bytes(data, path, max_depth=max_depth, max_bytes=max_bytes, max_memory=max_memory)
     if not isinstance(obj, dict):
         raise _fail(path, f"expected a JSON object, found {type(obj).__name__}")
     return obj
@@ -230,23 +258,34 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _json_problem(obj: Any, max_depth: int) -> str | None:
-    """Depth and lone surrogates, checked without recursion (so no input can exhaust the stack)."""
-    stack: list[tuple[Any, int]] = [(obj, 1)]
+    """Depth and lone surrogates, checked without recursion (so no input can exhaust the stack).
+
+    Only containers go on the stack; strings are checked where they are met and numbers are skipped, so the
+    walk allocates nothing per value.
+    """
+    if isinstance(obj, str):
+        return None if _encodable(obj) else "a string holds a lone UTF-16 surrogate"
+    stack: list[tuple[Any, int]] = [(obj, 1)] if isinstance(obj, (dict, list)) else []
     while stack:
         value, depth = stack.pop()
-        if isinstance(value, str):
-            if not _encodable(value):
-                return "a string holds a lone UTF-16 surrogate"
-        elif isinstance(value, (dict, list)):
-            if depth > max_depth:
-                return f"nested more than {max_depth} levels"
-            if isinstance(value, dict):
-                for key, item in value.items():
-                    if not _encodable(key):
-                        return "a key holds a lone UTF-16 surrogate"
+        if depth > max_depth:
+            return f"nested more than {max_depth} levels"
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not _encodable(key):
+                    return "a key holds a lone UTF-16 surrogate"
+                if isinstance(item, str):
+                    if not _encodable(item):
+                        return "a string holds a lone UTF-16 surrogate"
+                elif isinstance(item, (dict, list)):
                     stack.append((item, depth + 1))
-            else:
-                stack.extend((item, depth + 1) for item in value)
+        else:
+            for item in value:
+                if isinstance(item, str):
+                    if not _encodable(item):
+                        return "a string holds a lone UTF-16 surrogate"
+                elif isinstance(item, (dict, list)):
+                    stack.append((item, depth + 1))
     return None
 
 
