@@ -147,6 +147,8 @@ def read_regular_file(path: str | Path, *, max_bytes: int, within: str | Path | 
     except OSError as exc:
         raise _fail(path, f"cannot be opened ({exc.strerror or exc})") from None
     try:
+        if within is not None and not _opened_inside(fd, within):
+            raise _fail(path, f"is outside {within} (it was replaced by a link while being opened)")
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise _fail(path, f"is not a regular file ({_file_kind(info.st_mode)})")
@@ -163,6 +165,16 @@ def read_regular_file(path: str | Path, *, max_bytes: int, within: str | Path | 
         raise _fail(path, f"cannot be read ({exc.strerror or exc})") from None
     finally:
         os.close(fd)
+
+
+def _opened_inside(fd: int, within: str | Path) -> bool:
+    """Where the open descriptor really points (Linux: /proc/self/fd): closes the window between the check of
+    the path and the open, in which a link could be swapped in. Elsewhere the check of the path stands."""
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return True
+    return inside(target, within)
 
 
 def _file_kind(mode: int) -> str:
