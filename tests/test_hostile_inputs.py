@@ -218,9 +218,8 @@ def test_training_settings_from_json_are_range_checked() -> None:
     ],
 )
 def test_every_number_on_the_command_line_is_checked(argv: list[str], problem: str, tmp_path: Path, capsys) -> None:
-    argv = [*argv, "--data", "digits", "--out", str(tmp_path / "o")] if argv[0] != "pol" else argv
-    if argv[0] == "attack":
-        argv = argv[:-2] + ["--out", str(tmp_path / "o")]
+    if argv[0] != "pol":  # the options every other command requires
+        argv = [*argv, "--data", "digits", "--out", str(tmp_path / "o")]
     assert main(argv) == 2
     one_line_error(capsys, problem)
 
