@@ -9,7 +9,7 @@ import sys
 
 import atheris
 import torch  # noqa: F401 - imported before instrumentation: only modeldeed's own code is instrumented
-from harness import WORK_DIR, run
+from harness import WORK_DIR, run, safetensors_mutator
 
 with atheris.instrument_imports(include=["modeldeed"]):
     from modeldeed.errors import ModeldeedError
@@ -35,5 +35,5 @@ def test_one(data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    run(test_one, structured=False)
+    run(test_one, mutator=lambda data, size, seed: safetensors_mutator(data, size, seed, prefix=1))
     sys.exit(0)

@@ -4,7 +4,7 @@ import sys
 
 import atheris
 import torch
-from harness import WORK_DIR, run
+from harness import WORK_DIR, run, safetensors_mutator
 
 with atheris.instrument_imports(include=["modeldeed"]):
     from modeldeed.errors import ModeldeedError
@@ -25,5 +25,5 @@ def test_one(data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    run(test_one, structured=False)
+    run(test_one, mutator=safetensors_mutator)
     sys.exit(0)

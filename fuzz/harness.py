@@ -111,7 +111,32 @@ def json_mutator(data: bytes, max_size: int, seed: int) -> bytes:
     return out[:max_size]
 
 
-def run(test_one: Callable[[bytes], None], *, structured: bool = True) -> None:
+def safetensors_mutator(data: bytes, max_size: int, seed: int, prefix: int = 0) -> bytes:
+    """Half the time libFuzzer's byte mutations; otherwise a structural mutation of the safetensors header
+    (the JSON after the 8-byte length: dtypes, shapes, data offsets, metadata), the tensor bytes kept.
+    `prefix` bytes before the file (a target's selector) are kept as they are."""
+    rng = random.Random(seed)
+    head, body = data[:prefix], data[prefix:]
+    if rng.random() < 0.5 or len(body) < 8:
+        return atheris.Mutate(data, max_size)
+    length = int.from_bytes(body[:8], "little")
+    try:
+        header = json.loads(body[8 : 8 + length])
+        if rng.random() < 0.3 and isinstance(header.get("__metadata__"), dict):
+            meta = header["__metadata__"]
+            key = rng.choice(sorted(meta))
+            inner = json.loads(meta[key])
+            meta[key] = mutate_json(inner, rng)
+            text = json.dumps(header)
+        else:
+            text = mutate_json(header, rng)
+    except (ValueError, RecursionError, TypeError, KeyError, IndexError, AttributeError):
+        return atheris.Mutate(data, max_size)
+    encoded = text.encode("utf-8", "surrogatepass")
+    return (head + len(encoded).to_bytes(8, "little") + encoded + body[8 + length :])[:max_size]
+
+
+def run(test_one: Callable[[bytes], None], *, structured: bool = True, mutator: Callable | None = None) -> None:
     """Start libFuzzer on `test_one` with the command line's options (see fuzz/run.sh)."""
-    atheris.Setup(sys.argv, test_one, custom_mutator=json_mutator if structured else None)
+    atheris.Setup(sys.argv, test_one, custom_mutator=mutator or (json_mutator if structured else None))
     atheris.Fuzz()
