@@ -64,15 +64,20 @@ def training_hooks(args: argparse.Namespace, data: Any, config: TrainConfig) -> 
 
     key = load_marking_key(args.watermark)
     check_key_fits(key, data.train)
-    k = args.triggers_per_batch or auto_k(key, data.train, config)
+    k = triggers_per_batch(args, key, data.train, config)
     hook = TriggerMixingHook.from_key(key, k=k, seed=config.seed)
     return [hook], {"watermark": {"key_id": key.key_id, "mode": "fromscratch", "triggers_per_batch": hook.k}}
 
 
-def auto_k(key: Any, data: Any, config: TrainConfig) -> int:
-    from ..watermark import auto_triggers_per_batch
+def triggers_per_batch(args: argparse.Namespace, key: Any, data: Any, config: TrainConfig) -> int:
+    """k for marking (`watermark.mark.choose_triggers_per_batch`), printing its note when it caps k."""
+    from ..watermark.mark import choose_triggers_per_batch
 
-    return auto_triggers_per_batch(len(key.marking_indices()), config.steps_per_epoch(len(data)) * config.epochs)
+    requested = getattr(args, "triggers_per_batch", None)
+    k, note = choose_triggers_per_batch(requested, len(key.marking_indices()), config, len(data))
+    if note:
+        print(f"note: {note}")
+    return k
 
 
 def marking_summary(hooks: list[Hook], note: dict[str, Any]) -> str | None:
