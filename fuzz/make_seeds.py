@@ -62,6 +62,12 @@ def main() -> None:
             shutil.copy(w / key / name, corpus("watermark_keys") / f"{key}-{name}")
     shutil.copy(w / "statement" / "statement.json", corpus("statement") / "statement.json")
     shutil.copy(w / "statement" / "opening.json", corpus("statement") / "opening.json")
+    from receipts import receipts
+
+    from modeldeed.registry.receipt import receipt_text
+
+    for i, receipt in enumerate(receipts()):
+        (corpus("receipt") / f"receipt-{i}.json").write_text(receipt_text(receipt))
     print(f"seed corpora in {CORPUS_DIR}, originals in {WORK_DIR}")
 
 

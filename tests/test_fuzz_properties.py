@@ -228,3 +228,26 @@ def test_statements_and_openings(
         (load_statement if name == "statement" else load_opening)(path)
 
     holds(parse, hostile)
+
+
+# -------------------------------------------------------------------------------------------------- receipts
+
+
+@FAST
+@given(data=st.data())
+def test_registry_receipts(data: st.DataObject, memory_bound: None) -> None:
+    from registry_helpers import build_log, golden_log_key
+
+    from modeldeed.registry.receipt import MAX_RECEIPT_BYTES, Receipt, receipt_text, registration_beacon, verify_receipt
+    from modeldeed.schema import validate_document
+
+    _, receipts, _ = build_log(3)
+    verifier = golden_log_key().verifier()
+    original = json.loads(receipt_text(receipts[data.draw(st.integers(0, 2))]))
+
+    def parse(raw: bytes) -> None:
+        receipt = validate_document(Receipt, parse_json_bytes(raw, "r.json", max_bytes=MAX_RECEIPT_BYTES), "r.json")
+        if verify_receipt(receipt, verifier).valid:
+            registration_beacon(receipt)
+
+    holds(parse, data.draw(mutated_json(original)))
