@@ -36,7 +36,6 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "batch_size": (1, MAX_BATCH_SIZE),
     "threads": (1, 4096),
     "checkpoint_every": (1, INT64_MAX),
-    "triggers_per_batch": (1, 1 << 20),
     "lr": (0, None),
     "momentum": (0, 1),
     "weight_decay": (0, None),
