@@ -25,7 +25,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 demo: install
-	$(BIN)/modeldeed demo --out demo
+	$(BIN)/modeldeed demo   # a fresh demo/run-<UTC time> each time: an earlier run and its report stay as they were
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py

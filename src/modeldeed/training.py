@@ -311,6 +311,7 @@ def train(
         raise ModeldeedError(f"{data.name}: cannot train on an empty dataset")
     configure_determinism(config.deterministic)
     model.to(config.device)
+    check_model_fits(model, data, config.device)
     optimizer = make_optimizer(parameters if parameters is not None else model.parameters(), config)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
@@ -358,13 +359,42 @@ def train(
     return TrainResult(state.step, config.epochs, time.perf_counter() - started, tuple(epoch_losses))
 
 
+@torch.no_grad()
+def check_model_fits(model: nn.Module, data: Dataset, device: str = "cpu") -> None:
+    """Before training, not after: the model must map a batch of `data` to one score per class.
+
+    A user model with the wrong number of outputs would otherwise fail deep inside the loss (too few) or, worse,
+    train silently on classes the data does not have (too many). One forward pass of two samples in eval mode
+    (no batch-norm statistics change, no randomness drawn) finds out.
+    """
+    x = data.x[:2].to(device)
+    was_training = model.training
+    model.eval()
+    try:
+        out = model(x)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModeldeedError(
+            f"the model cannot take {data.name}'s inputs (shape {list(x.shape[1:])}): {first}"
+        ) from None
+    finally:
+        model.train(was_training)
+    shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (len(x), data.num_classes):
+        raise ModeldeedError(
+            f"the model's output for {len(x)} {data.name} inputs has shape {shape}; training needs "
+            f"[{len(x)}, {data.num_classes}]: one score for each of the data's {data.num_classes} classes"
+        )
+
+
 def progress_bar(total: int, initial: int, *, enabled: bool) -> Any:
     """A tqdm bar with ETA on stderr; silent when disabled or when stderr is not a terminal."""
     if not enabled:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, unit="step", desc="train", disable=None, dynamic_ncols=True)
+    # leave=None: kept on screen when it is the only bar, cleared when it runs beneath another (an attack suite's)
+    return tqdm(total=total, initial=initial, unit="step", desc="train", disable=None, dynamic_ncols=True, leave=None)
 
 
 def iterate_chunks(n: int, size: int) -> Iterator[slice]:

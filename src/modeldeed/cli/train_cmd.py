@@ -34,6 +34,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add_trust_option(p)
     p.add_argument("--out", required=True, metavar="DIR", help="where to write model.safetensors and model.json")
+    p.add_argument("--force", action="store_true", help="replace a model already in --out")
     add_train_options(p)
     add_runtime_options(p)
     p.add_argument(
@@ -74,6 +75,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     apply_runtime(args)
+    existing = [n for n in ("model.safetensors", "model.json") if (Path(args.out) / n).exists()]
+    if existing and not args.force:
+        raise ModeldeedError(f"{args.out}: already holds a model ({', '.join(existing)}); pass --force to replace it")
     config = config_from_args(args)
     data = load_data(args)
     spec = spec_for_data(

@@ -84,7 +84,12 @@ def load_idx_pair(directory: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]
 
 
 def load_idx_dataset(name: str, data_dir: str | Path | None) -> DataSplits:
-    directory = Path(data_dir or os.environ.get("MODELDEED_DATA") or DEFAULT_IDX_DIR)
+    # Only Fashion-MNIST has a default folder (Debian's dataset-fashion-mnist): MNIST's IDX files look exactly
+    # the same, so falling back to it for `mnist` would train on Fashion-MNIST without a word.
+    chosen = data_dir or os.environ.get("MODELDEED_DATA") or (DEFAULT_IDX_DIR if name == "fashion-mnist" else None)
+    if chosen is None:
+        raise DataError(f"{name}: pass --data-dir (or set MODELDEED_DATA) to the folder holding its IDX files")
+    directory = Path(chosen)
     if not directory.is_dir():
         hint = (
             " (install Debian's package dataset-fashion-mnist, or pass --data-dir)"

@@ -43,3 +43,4 @@ class ExperimentDocument(Document):
     machine: dict[str, Any]
     seconds: Annotated[float, Field(ge=0)]
     results: dict[str, Any]
+    notes: list[Annotated[str, Field(max_length=10_000)]] = []  # warnings of the attacks and spoofs it ran
