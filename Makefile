@@ -15,7 +15,7 @@ TORCH_FALLBACK_INDEX := https://download.pytorch.org/whl/cpu
 ZK_JS := src/modeldeed/zk/js
 ZK_STAMP := $(ZK_JS)/node_modules/.modeldeed-installed
 
-.PHONY: install test demo bench lint clean zk-toolchain
+.PHONY: install test demo bench lint clean fuzz zk-toolchain
 
 install: $(STAMP) zk-toolchain
 
@@ -44,8 +44,16 @@ demo: install
 bench: install
 	$(BIN)/python benchmarks/run_all.py
 
+# Long fuzzing runs (atheris/libFuzzer), FUZZ_SECONDS per target (default 600): `FUZZ_SECONDS=60 make fuzz`.
+# Seed corpora are made from real files by fuzz/make_seeds.py; findings land in fuzz/crashes/.
+FUZZ_SECONDS ?= 600
+fuzz: install
+	$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/python -m pip install --quiet atheris
+	cd fuzz && ../$(BIN)/python make_seeds.py
+	FUZZ_SECONDS=$(FUZZ_SECONDS) PYTHON=../$(BIN)/python fuzz/run.sh
+
 lint: install
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks fuzz
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache $(ZK_JS)/node_modules
+	rm -rf $(VENV) demo .pytest_cache fuzz/corpus fuzz/work fuzz/logs $(ZK_JS)/node_modules

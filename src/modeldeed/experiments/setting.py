@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from .. import __version__
+from .._version import __version__
 from ..files import write_json_atomic
 
 

@@ -9,10 +9,14 @@ from typing import Any
 
 from ..errors import FormatError, ModeldeedError, file_error
 from ..files import read_json_object, write_bytes_atomic
+from ..schema import validate_document
 from . import papers
 from .figures import grouped_bars
 from .html import Page
+from .results import ExperimentDocument
 from .verdict import experiment_claims
+
+MAX_RESULTS_BYTES = 64 << 20
 
 EXPERIMENT_ORDER = ("functionality", "unremovability", "piracy", "transfer", "pol")
 
@@ -24,15 +28,11 @@ def load_results(directory: str | Path) -> dict[str, dict[str, Any]]:
         raise file_error(ModeldeedError, directory, "results directory not found")
     found: dict[str, dict[str, Any]] = {}
     for path in sorted(directory.glob("*.json")):
-        doc = read_json_object(path)
+        doc = read_json_object(path, within=directory, max_bytes=MAX_RESULTS_BYTES)
         if doc.get("format") != "modeldeed.experiment":
-            continue
-        name = doc.get("experiment")
-        if not isinstance(name, str) or not isinstance(doc.get("results"), dict):
-            raise file_error(
-                FormatError, path, "an experiment file needs a string 'experiment' and an object 'results'"
-            )
-        found[name] = doc
+            continue  # other JSON beside the results (an attack suite's, a demo's) is not ours to read
+        record = validate_document(ExperimentDocument, doc, path)
+        found[record.experiment] = {**doc, "source": str(path)}
     return found
 
 
@@ -77,7 +77,13 @@ def build_report(directory: str | Path, out: str | Path | None = None) -> Path:
         doc = results[name]
         page.heading(TITLES[name])
         page.paragraph(describe_setting(doc), css="note")
-        section(page, doc["results"])
+        try:
+            section(page, doc["results"])
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            problem = f"missing entry {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+            raise file_error(
+                FormatError, doc["source"], f"'results' do not have the layout of a {name} experiment ({problem})"
+            ) from None
         for note in doc.get("notes") or []:
             page.paragraph(f"Note from the run: {note}", css="note")
     path = Path(out) if out else directory / "report.html"
