@@ -122,7 +122,7 @@ def spoof_settings(args: argparse.Namespace, delta: dict[str, float], d_ref: dic
 
 def verifier_thresholds(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float] | None]:
     from ..pol import load_calibration
-    from ..pol.verify import DEFAULT_DELTA
+    from ..pol.policy import DEFAULT_DELTA
     from .pol_cmd import parse_deltas
 
     delta, d_ref = dict(DEFAULT_DELTA), None
@@ -157,7 +157,7 @@ def run_pol_spoof(args: argparse.Namespace) -> int:
     honest = honest_training_cost(
         info.spec, data.train, claimed, trust_code=args.trust_model_code, measure_steps=args.honest_timing_steps or None
     )
-    policy = VerificationPolicy(delta=delta, d_ref=d_ref)
+    policy = VerificationPolicy.reference(delta=delta, d_ref=d_ref)
     report = spoof_and_verify(
         spoof,
         model,

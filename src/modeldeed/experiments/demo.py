@@ -125,11 +125,13 @@ def run_demo(
             )
             for i, key in enumerate((mk, pmk))
         ]
-        statement, opening, pool = owner_statement(data.train, hooks, config.seed)
+        statement, opening, triggers = owner_statement(
+            data.train, hooks, config, spec, setting.checkpoint_every, (vk.key_id, pvk.key_id)
+        )
 
         with stages.stage("train with watermark + proof"):
             from ..models import build_model
-            from ..pol.commitment import CarriedStatement
+            from ..pol.statement import CarriedStatement
 
             model = build_model(spec, seed=config.seed)
             recording = record_training(
@@ -141,7 +143,8 @@ def run_demo(
                 checkpoint_every=setting.checkpoint_every,
                 hooks=hooks,
                 init_seed=config.seed,
-                statement=CarriedStatement(statement, opening),
+                statement=CarriedStatement(statement=statement, opening=opening),
+                committed=triggers,
                 progress=progress,
             )
             attach_statement(out / "proof", statement, opening)
@@ -175,7 +178,7 @@ def run_demo(
         results["watermark"] = {"private": private.to_json(), "public": public.to_json()}
 
         with stages.stage("verify proof-of-learning"):
-            results["proof"] = verify_owner_proof(out / "proof", data.train, statement, pool)
+            results["proof"] = verify_owner_proof(out / "proof", data.train, statement)
 
         with stages.stage("watermark attacks"):
             entries = default_suite(config, epochs=setting.attack_epochs, progress=False)
@@ -205,34 +208,35 @@ def run_demo(
     return results
 
 
-def owner_statement(train: Dataset, hooks: list[Any], seed: int) -> tuple[Any, Any, Dataset]:
-    """Before training, the owner commits to the exact samples it will train on (data ∪ embedded triggers)."""
-    from ..pol.commitment import make_statement
+def owner_statement(
+    train: Dataset, hooks: list[Any], config: TrainConfig, spec: Any, k: int, key_ids: tuple[str, ...]
+) -> tuple[Any, Any, Any]:
+    """Before training, the owner commits to every setting, the exact samples and the triggers it will embed."""
+    from ..pol.statement import TriggerSet, make_statement
 
-    images = torch.cat([train.x, *[h.images.cpu() for h in hooks]])
-    labels = torch.cat([train.y, *[h.labels.cpu() for h in hooks]])
-    pool = Dataset(f"{train.name}+triggers", images, labels, train.classes)
-    statement, opening = make_statement(pool, seed)
-    return statement, opening, pool
+    triggers = TriggerSet(
+        torch.cat([h.images.cpu() for h in hooks]), torch.cat([h.labels.cpu() for h in hooks]), key_ids
+    )
+    statement, opening = make_statement(train, config, spec, checkpoint_every=k, triggers=triggers)
+    return statement, opening, triggers
 
 
 def attach_statement(proof: Path, statement: Any, opening: Any) -> None:
     """Keep the owner's statement and seed opening beside the proof (published before training, in practice)."""
-    from ..pol.commitment import save_statement
+    from ..pol.statement import save_opening, save_statement
 
-    save_statement(proof.parent / "statement.json", statement)
-    write_json_atomic(proof.parent / "seed_opening.json", {"seed": opening.seed, "nonce": opening.nonce})
+    save_statement(proof.parent / "statement.json", statement, force=True)
+    save_opening(proof.parent / "seed_opening.json", opening, force=True)
 
 
-def verify_owner_proof(proof: Path, train: Dataset, statement: Any, pool: Dataset) -> dict[str, Any]:
+def verify_owner_proof(proof: Path, train: Dataset, statement: Any) -> dict[str, Any]:
     from ..attacks.pol_spoof_report import VerdictSummary
     from ..pol import VerificationPolicy, verify_proof
-    from ..pol.hardened import Hardening
+    from ..pol.policy import Hardening
 
-    reference = VerificationPolicy()
-    hardened = Hardening(statement=statement, committed=pool).policy(reference)
+    hardened = Hardening(statement=statement).policy(VerificationPolicy())
     return {
-        "reference": VerdictSummary.of(verify_proof(proof, train, reference)).to_json(),
+        "reference": VerdictSummary.of(verify_proof(proof, train, VerificationPolicy.reference())).to_json(),
         "hardened": VerdictSummary.of(verify_proof(proof, train, hardened)).to_json(),
     }
 

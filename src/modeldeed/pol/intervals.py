@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .distances import distances, flatten
-from .proof import Proof
-from .store import MODEL_PREFIX, ProofStore
+from .state import MODEL_PREFIX
 
 
 @dataclass(frozen=True)
@@ -40,32 +39,31 @@ class IntervalInfo:
 IntervalSelector = Callable[[Sequence[IntervalInfo], int, Sequence[str], str], list[int]]
 
 
-def trained_vector(tensors: Mapping[str, torch.Tensor], proof: Proof) -> torch.Tensor:
-    return flatten(
-        {k.removeprefix(MODEL_PREFIX): v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)},
-        proof.header.trained_parameters,
-    )
+def trained_vector(tensors: Mapping[str, torch.Tensor], names: Sequence[str]) -> torch.Tensor:
+    """The named parameters of a checkpoint (model/ tensors), concatenated as one float64 vector."""
+    return flatten({k.removeprefix(MODEL_PREFIX): v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}, names)
 
 
 def update_sizes(
-    proof: Proof,
-    store: ProofStore,
+    checkpoint: Callable[[int], Mapping[str, torch.Tensor]],
+    steps: Sequence[int],
+    names: Sequence[str],
+    steps_per_epoch: int,
     metrics: Sequence[str],
     on_checkpoint: Callable[[int, Mapping[str, torch.Tensor]], None] | None = None,
 ) -> list[IntervalInfo]:
-    """Decode every checkpoint in order (each file hash-checked) and measure every interval's update."""
-    per_epoch = proof.header.config.steps_per_epoch(proof.header.dataset.size)
+    """Decode every checkpoint in order (`checkpoint(i)`, at step `steps[i]`) and measure every interval's update."""
     out = []
     previous: torch.Tensor | None = None
-    for index, entry in enumerate(proof.checkpoints):
-        tensors = store.checkpoint(index)
+    for index, step in enumerate(steps):
+        tensors = checkpoint(index)
         if on_checkpoint is not None:
             on_checkpoint(index, tensors)
-        current = trained_vector(tensors, proof)
+        current = trained_vector(tensors, names)
         if previous is not None:
-            start = proof.checkpoints[index - 1].step
+            start = steps[index - 1]
             out.append(
-                IntervalInfo(index - 1, start, entry.step, start // per_epoch, distances(previous, current, metrics))
+                IntervalInfo(index - 1, start, step, start // steps_per_epoch, distances(previous, current, metrics))
             )
         previous = current
     return out
@@ -89,7 +87,7 @@ def all_intervals(intervals: Sequence[IntervalInfo], q: int, metrics: Sequence[s
 
 
 def estimate_reference_distance(
-    vector: torch.Tensor, tensors: Mapping[str, torch.Tensor], proof: Proof, metrics: Sequence[str], seed: int = 0
+    vector: torch.Tensor, tensors: Mapping[str, torch.Tensor], names: Sequence[str], metrics: Sequence[str], seed: int = 0
 ) -> dict[str, float]:
     """d_ref without a second training run: the distance from W to W with each tensor's entries shuffled.
 
@@ -99,7 +97,7 @@ def estimate_reference_distance(
     """
     generator = torch.Generator().manual_seed(seed)
     parts = []
-    for name in proof.header.trained_parameters:
+    for name in names:
         t = tensors[MODEL_PREFIX + name].detach().to("cpu", torch.float64).reshape(-1)
         parts.append(t[torch.randperm(t.numel(), generator=generator)])
     shuffled = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
