@@ -314,12 +314,18 @@ def test_a_truncated_checkpoint_is_rejected(copy, digits):
         (lambda d: d["steps"]["indices"][1].__setitem__(0, 1438), "field 'steps.indices' entry 1 holds index 1438"),
         (lambda d: d["steps"]["indices"].pop(), "field 'steps': Value error, the per-step columns must all have one"),
         (lambda d: d["checkpoints"][0].update(file="../../etc/passwd"), "field 'checkpoints[0].file': String should"),
-        (lambda d: d["checkpoints"][0].update(step=True), "field 'checkpoints[0].step': Input should be a valid integer"),
+        (
+            lambda d: d["checkpoints"][0].update(step=True),
+            "field 'checkpoints[0].step': Input should be a valid integer",
+        ),
         (lambda d: d.update(format="modeldeed.model"), "is not a modeldeed.pol.proof document ('modeldeed.model'"),
         (lambda d: d.update(version=1), "field 'version': Input should be 2"),
         (lambda d: d["initialisation"].update(scheme="zeros"), "field 'initialisation.scheme': Input should be"),
         (lambda d: d["model"].update(arguments=[]), "field 'model.arguments': Input should be a valid dictionary"),
-        (lambda d: d["environment"].update(threads="2"), "field 'environment.threads': Input should be a valid integer"),
+        (
+            lambda d: d["environment"].update(threads="2"),
+            "field 'environment.threads': Input should be a valid integer",
+        ),
         (lambda d: d.update(note="free text"), "field 'note': Extra inputs are not permitted"),
     ],
 )

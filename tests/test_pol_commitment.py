@@ -51,9 +51,12 @@ def test_challenge_seed_and_draw_golden_vectors():
     assert seed.hex() == "12a3bd58c66e1fe070b6c827009127885b55747513b6a498dc368b1caab663d4"
     assert draw(seed, 10, 3) == [0, 3, 8]
     with_beacon = challenge_seed(ROOT, 10, 3, bytes([0xAB] * 32))
-    assert with_beacon == hashlib.sha256(
-        tag + ROOT + (10).to_bytes(8, "big") + (3).to_bytes(8, "big") + b"\x20" + bytes([0xAB] * 32)
-    ).digest()
+    assert (
+        with_beacon
+        == hashlib.sha256(
+            tag + ROOT + (10).to_bytes(8, "big") + (3).to_bytes(8, "big") + b"\x20" + bytes([0xAB] * 32)
+        ).digest()
+    )
     assert draw(with_beacon, 10, 3) == [2, 6, 8]  # the beacon changes the draw
 
 
@@ -120,7 +123,9 @@ def test_tensor_digest_binds_names_dtypes_shapes_and_bits():
     digest = tensor_digest(tensors)
     assert digest.hex() == "ec6d902fe5b8f9cd85676c3231234f63c7d1218918654ae9a2e75bc6b3eb083b"
     manual = hashlib.sha256(b"modeldeed/pol-tensors/v1\x00" + (2).to_bytes(8, "big"))
-    manual.update((1).to_bytes(4, "big") + b"n" + b"\x03I64" + b"\x00" + (8).to_bytes(8, "big") + (3).to_bytes(8, "little"))
+    manual.update(
+        (1).to_bytes(4, "big") + b"n" + b"\x03I64" + b"\x00" + (8).to_bytes(8, "big") + (3).to_bytes(8, "little")
+    )
     data = np.array([0.0, 0.5, 1.0, 0.25], dtype="<f4").tobytes()
     manual.update((1).to_bytes(4, "big") + b"w" + b"\x03F32" + b"\x02" + (2).to_bytes(8, "big") * 2)
     manual.update(len(data).to_bytes(8, "big") + data)
@@ -159,14 +164,22 @@ def test_statement_binds_every_setting_and_opens_only_with_its_seed(small, tmp_p
     assert doc["trained_parameters"] is None and doc["triggers"] is None
     assert statement.config(7) == config
     changed = [
-        make_statement(data, TrainConfig(epochs=2, batch_size=8, seed=7, lr=0.04), spec, checkpoint_every=3,
-                       nonce=bytes(range(32)))[0],
+        make_statement(
+            data, TrainConfig(epochs=2, batch_size=8, seed=7, lr=0.04), spec, checkpoint_every=3, nonce=bytes(range(32))
+        )[0],
         make_statement(data, config, spec, checkpoint_every=4, nonce=bytes(range(32)))[0],
-        make_statement(data, config, spec, checkpoint_every=3, nonce=bytes(range(32)),
-                       trained_parameters=["classifier.3.bias"])[0],
+        make_statement(
+            data, config, spec, checkpoint_every=3, nonce=bytes(range(32)), trained_parameters=["classifier.3.bias"]
+        )[0],
         make_statement(data.subset(range(29)), config, spec, checkpoint_every=3, nonce=bytes(range(32)))[0],
-        make_statement(data, config, spec, checkpoint_every=3, nonce=bytes(range(32)),
-                       triggers=TriggerSet(data.x[:2], data.y[:2], ("ab" * 32,)))[0],
+        make_statement(
+            data,
+            config,
+            spec,
+            checkpoint_every=3,
+            nonce=bytes(range(32)),
+            triggers=TriggerSet(data.x[:2], data.y[:2], ("ab" * 32,)),
+        )[0],
     ]
     assert len({s.id for s in changed} | {statement.id}) == 6
     folder = tmp_path / "commit"

@@ -19,8 +19,8 @@ from modeldeed.attacks.pol_spoof_report import ADAPTIVE, PUBLISHED, VerdictSumma
 from modeldeed.cli import main
 from modeldeed.models import build_model, spec_for_data
 from modeldeed.pol import VerificationPolicy, load_proof, record_training, verify_proof
-from modeldeed.pol.policy import Hardening, hardened_policy
 from modeldeed.pol.initialisation import ks_tests
+from modeldeed.pol.policy import Hardening, hardened_policy
 from modeldeed.training import TrainConfig, accuracy
 
 pytestmark = pytest.mark.slow

@@ -512,7 +512,9 @@ class ProofSpoof:
         if self.epochs is not None:
             epochs = self.epochs
         elif self.plan_length:
-            epochs = plan_epochs(final_model, w0, wt, thresholds, margin=self.margin, k=self.k, steps_per_epoch=per_epoch)
+            epochs = plan_epochs(
+                final_model, w0, wt, thresholds, margin=self.margin, k=self.k, steps_per_epoch=per_epoch
+            )
         else:
             epochs = config.epochs
         declared = self.declared_config(config, epochs)

@@ -17,8 +17,8 @@ the paper's verifier (`VerificationPolicy.reference()`) takes on trust:
   and whose last `fabricated` fraction is placed on a path to W_T (pieces of unequal size, so no two updates
   are parallel and equal), then ground: a value of a free field is searched until the verifier's draw of
   intervals misses every fabricated one. Free-form grinding varies proof.json's `environment.platform`
-  (what the previous hardened verifier's proof-id draw hashed); checkpoint grinding varies the last bit of a
-  weight in the first fabricated checkpoint (what enters the commitment root).
+  (what the previous hardened verifier's proof-id draw hashed); checkpoint grinding varies low bits of the last
+  checkpoint's momentum (what enters the commitment root, yet no replay starts from it).
 
 The verdicts come from the real verifiers (`pol_spoof_report.spoof_and_verify`).
 """
@@ -121,7 +121,9 @@ class MomentumSteering(ProofSpoof):
                 for (name, p), g in zip(trained, grads):
                     w, target = p.detach(), path[step + 1][name].to(p.device)
                     optimizer.state[p]["momentum_buffer"] = ((w - target) / lr - g - wd * w) / mu
-                trajectory.checkpoints.append(SpoofCheckpoint(step, state_of(model), momentum_buffers(optimizer, model)))
+                trajectory.checkpoints.append(
+                    SpoofCheckpoint(step, state_of(model), momentum_buffers(optimizer, model))
+                )
             context.train_step(model, optimizer, x, y, lr)
             trajectory.steps.append(SpoofStep(indices, lr))
         trajectory.checkpoints.append(SpoofCheckpoint(total, state_of(model), momentum_buffers(optimizer, model)))
@@ -191,7 +193,11 @@ def step_towards(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], fractio
     out = {}
     for name, t in a.items():
         if t.is_floating_point():
-            out[name] = b[name].clone() if fraction >= 1 else (t.double() + fraction * (b[name].double() - t.double())).to(t.dtype)
+            out[name] = (
+                b[name].clone()
+                if fraction >= 1
+                else (t.double() + fraction * (b[name].double() - t.double())).to(t.dtype)
+            )
         else:
             out[name] = t.clone()
     return out
@@ -212,8 +218,8 @@ class ChallengeGrinding(ProofSpoof):
 
     Extra arguments:
         fabricated (float): fraction of the intervals that are fabricated. Default: 0.5.
-        grind (str): "free-form" varies proof.json's environment.platform; "checkpoint" varies the last bit of
-            one weight of the first fabricated checkpoint. Default: "free-form".
+        grind (str): "free-form" varies proof.json's environment.platform; "checkpoint" varies low bits of the
+            last checkpoint's momentum (committed to, but no replay starts from it). Default: "free-form".
         tries (int): the grinding budget. Default: 10,000.
         soundness_bits, min_fabricated (float): the verifier's challenge settings the attacker grinds against.
     """
@@ -264,9 +270,11 @@ class ChallengeGrinding(ProofSpoof):
         trajectory.checkpoints.append(SpoofCheckpoint(total, state_of(model), momentum_buffers(optimizer, model)))
         context.details.update({"intervals": count, "fabricated": sorted(fabricated)})
         if self.grind == "checkpoint":
-            context.details["grinding"] = self.grind_checkpoint(trajectory, fabricated, honest)
+            context.details["grinding"] = self.grind_checkpoint(trajectory, fabricated)
         else:
-            trajectory.finish = lambda directory, details: self.grind_free_form(directory, trajectory, fabricated, details)
+            trajectory.finish = lambda directory, details: self.grind_free_form(
+                directory, trajectory, fabricated, details
+            )
 
     def draw_misses(self, root: bytes, count: int, fabricated: set[int]) -> bool:
         challenge = derive_challenge(
@@ -274,25 +282,28 @@ class ChallengeGrinding(ProofSpoof):
         )
         return not fabricated.intersection(challenge.intervals)
 
-    def grind_checkpoint(self, trajectory: SpoofedTrajectory, fabricated: set[int], first: int) -> dict[str, object]:
-        """Flip the last bit of one weight of the first fabricated checkpoint until the draw misses."""
+    def grind_checkpoint(self, trajectory: SpoofedTrajectory, fabricated: set[int]) -> dict[str, object]:
+        """Flip low bits of the last checkpoint's momentum (no replay starts there, and the model in dispute is its
+        weights alone: a free field the commitment covers) until the draw misses every fabricated interval."""
         from .pol_spoof_proof import checkpoint_tensors
 
         leaves = commitment_leaves(trajectory)
-        count = len(trajectory.checkpoints) - 1
-        checkpoint = trajectory.checkpoints[first]
-        name = next(n for n, t in checkpoint.model_state.items() if t.is_floating_point() and t.numel())
-        original = checkpoint.model_state[name].clone()
+        last = len(trajectory.checkpoints) - 1
+        checkpoint = trajectory.checkpoints[last]
+        state = checkpoint.momentum if checkpoint.momentum else checkpoint.model_state
+        name = next(n for n, t in state.items() if t.dtype == torch.float32 and t.numel())
+        original = state[name].clone()
         words = original.reshape(-1).view(torch.int32)
         for attempt in range(self.tries):
             changed = words.clone()
             changed[attempt % changed.numel()] ^= 1 + attempt // changed.numel()
-            checkpoint.model_state[name] = changed.view(original.dtype).reshape(original.shape)
-            digests = state_digests(checkpoint_tensors(trajectory, checkpoint))
-            leaves[2 * first] = checkpoint_leaf(first, checkpoint.step, *digests)
-            if self.draw_misses(MerkleTree(leaves).root, count, fabricated):
+            state[name] = changed.view(original.dtype).reshape(original.shape)
+            leaves[2 * last] = checkpoint_leaf(
+                last, checkpoint.step, *state_digests(checkpoint_tensors(trajectory, checkpoint))
+            )
+            if self.draw_misses(MerkleTree(leaves).root, last, fabricated):
                 return {"field": "checkpoint", "tries": attempt + 1, "missed": True}
-        checkpoint.model_state[name] = original
+        state[name] = original
         return {"field": "checkpoint", "tries": self.tries, "missed": False}
 
     def grind_free_form(
@@ -311,7 +322,9 @@ class ChallengeGrinding(ProofSpoof):
         missed, previous = False, None
         for attempt in range(self.tries):
             doc["environment"]["platform"] = f"{base} #{attempt}"
-            if previous is None and not fabricated.intersection(previous_draw(sha256_bytes(canonical_json(doc)), epochs)):
+            if previous is None and not fabricated.intersection(
+                previous_draw(sha256_bytes(canonical_json(doc)), epochs)
+            ):
                 previous = attempt
             if self.draw_misses(root, count, fabricated):  # the field does not enter the root: never changes
                 missed = True
@@ -343,7 +356,9 @@ def commitment_leaves(trajectory: SpoofedTrajectory) -> list[bytes]:
             records = []
             for step in trajectory.steps[first:end]:
                 x, y = step.batch(trajectory.dataset)
-                records.append(StepRecord(np.asarray(step.indices, dtype=np.int64), (), batch_digest(x, y), step.lr, None))
+                records.append(
+                    StepRecord(np.asarray(step.indices, dtype=np.int64), (), batch_digest(x, y), step.lr, None)
+                )
             leaves.append(steps_leaf(i, first, records))
     return leaves
 

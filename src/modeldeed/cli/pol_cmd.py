@@ -7,8 +7,8 @@ import statistics
 from pathlib import Path
 
 from ..errors import ModeldeedError
-from .common import add_data_options, add_runtime_options, add_trust_option, apply_runtime, print_json
 from . import pol_transport_cmd
+from .common import add_data_options, add_runtime_options, add_trust_option, apply_runtime, print_json
 from .pol_hardened_cmd import add_hardened_options, hardening_from_args, register_commit
 
 CHECK_NAMES = ("schedule", "data", "initialisation", "replay")
@@ -229,7 +229,9 @@ def run_verify(args: argparse.Namespace) -> int:
         final = state_tensors(model)
     hardening = hardening_from_args(args)
     if args.reference and (hardening is not None or args.replay_mode != "auto"):
-        raise ModeldeedError("--reference is the paper's verifier; it cannot be combined with --hardened or --replay-mode")
+        raise ModeldeedError(
+            "--reference is the paper's verifier; it cannot be combined with --hardened or --replay-mode"
+        )
     policy = VerificationPolicy(
         check_schedule="schedule" not in args.skip,
         check_data="data" not in args.skip,

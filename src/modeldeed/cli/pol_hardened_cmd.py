@@ -177,10 +177,11 @@ def run_commit(args: argparse.Namespace) -> int:
     )
     save_statement(out / STATEMENT_FILE, statement, force=args.force)
     save_opening(out / OPENING_FILE, opening, force=args.force)
+    with_triggers = f", with {triggers.y.numel()} triggers" if triggers else ""
     print(
         f"statement {statement.id} for {spec.architecture} on {data.name} ({statement.dataset.size} samples, Merkle "
-        f"root {statement.dataset.merkle_root[:16]}...{', with ' + str(triggers.y.numel()) + ' triggers' if triggers else ''}) "
-        f"written to {out / STATEMENT_FILE}; keep {out / OPENING_FILE} until you publish the proof"
+        f"root {statement.dataset.merkle_root[:16]}...{with_triggers}) written to {out / STATEMENT_FILE}; keep "
+        f"{out / OPENING_FILE} until you publish the proof"
     )
     return 0
 
@@ -235,7 +236,9 @@ def statement_for_training(
         images = torch.cat([h.images.cpu() for h in mixing])
         triggers = TriggerSet(images, torch.cat([h.labels.cpu() for h in mixing]), key_ids)
         if statement.triggers is None or triggers.root() != statement.triggers.merkle_root:
-            problems.append("the statement does not commit to these trigger samples (make it with `pol commit --watermark`)")
+            problems.append(
+                "the statement does not commit to these trigger samples (make it with `pol commit --watermark`)"
+            )
     elif statement.triggers is not None:
         problems.append("the statement commits to trigger samples; train with --watermark KEYDIR")
     if problems:

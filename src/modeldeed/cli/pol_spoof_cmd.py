@@ -58,9 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", required=True, metavar="DIR", help="write OUT/proof and OUT/spoof.json (OUT/proof must not exist)"
     )
-    p.add_argument(
-        "--k", type=int, help="checkpoint interval of the forged proof (default: 2; steer-momentum: 1)"
-    )
+    p.add_argument("--k", type=int, help="checkpoint interval of the forged proof (default: 2; steer-momentum: 1)")
     p.add_argument(
         "--epochs",
         type=int,

@@ -1,8 +1,8 @@
 """`pol commit-proof` and `pol open`: publish a small commitment, then hand over only the challenged part.
 
-    modeldeed pol commit-proof runs/p/proof --out runs/p/commitment.json      # publish / register this
-    modeldeed pol open runs/p/proof --commitment runs/p/commitment.json --out runs/p/opened
-    modeldeed pol verify runs/p/opened --hardened --statement runs/commit --commitment runs/p/commitment.json
+modeldeed pol commit-proof runs/p/proof --out runs/p/commitment.json      # publish / register this
+modeldeed pol open runs/p/proof --commitment runs/p/commitment.json --out runs/p/opened
+modeldeed pol verify runs/p/opened --hardened --statement runs/commit --commitment runs/p/commitment.json
 """
 
 from __future__ import annotations
@@ -81,10 +81,11 @@ def run_commit_proof(args: argparse.Namespace) -> int:
 
 
 def run_open(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from ..pol.commitment import load_commitment
     from ..pol.opened import open_proof
     from ..pol.proof import PROOF_FILE
-    from pathlib import Path
 
     if not (Path(args.proof) / PROOF_FILE).exists():
         raise ModeldeedError(f"{args.proof}: not a finished proof directory (no {PROOF_FILE})")

@@ -30,8 +30,20 @@ SPOOF_METHODS = ("zhang1", "zhang2", "zhang3", "infinitesimal", "blindfold")
 # round of 20 (the report says so). `modeldeed attack pol-spoof --method zhang1` has the reference settings.
 DEMO_SPOOF_SETTINGS: dict[str, dict[str, Any]] = {"zhang1": {"rounds": 1, "iterations": 20}}
 # One strength of every attack type, to keep the demo to a few minutes; `attacks=("all",)` runs the whole suite.
-DEMO_ATTACKS = ("ftll", "ftal", "rtll", "rtal", "piracy-ftal", "transfer", "fine-prune-0.5", "prune-0.6",
-                "quantize-4bit", "noise-0.3", "distill-soft", "preprocess-blur-1")
+DEMO_ATTACKS = (
+    "ftll",
+    "ftal",
+    "rtll",
+    "rtal",
+    "piracy-ftal",
+    "transfer",
+    "fine-prune-0.5",
+    "prune-0.6",
+    "quantize-4bit",
+    "noise-0.3",
+    "distill-soft",
+    "preprocess-blur-1",
+)
 
 
 @dataclass(frozen=True)

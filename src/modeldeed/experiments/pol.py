@@ -82,8 +82,14 @@ def pol(
         epochs: int | None = None
         for length in ("shortest", "double"):
             log.info("pol experiment: %s, %s proof", method, length)
-            spoof = make_spoof(method, seed=setting.seed, epochs=epochs, progress=progress, device=setting.device,
-                               **SPOOF_SETTINGS.get(method, {}))
+            spoof = make_spoof(
+                method,
+                seed=setting.seed,
+                epochs=epochs,
+                progress=progress,
+                device=setting.device,
+                **SPOOF_SETTINGS.get(method, {}),
+            )
             report = spoof_and_verify(
                 spoof,
                 model,

@@ -204,12 +204,22 @@ def calibrate(
                 steps = source.checkpoint_steps
                 records = [(s, source.record(s)) for s in range(steps[index], steps[index + 1])]
                 replayed = replay(
-                    proof.header, start, records, data, source.samples(), end_step=steps[index + 1],
-                    model=ctx.model, source=directory, device=device,
+                    proof.header,
+                    start,
+                    records,
+                    data,
+                    source.samples(),
+                    end_step=steps[index + 1],
+                    model=ctx.model,
+                    source=directory,
+                    device=device,
                 )
-                outcome = compare(replayed, source.checkpoint(index + 1), start, proof.header.trained_parameters,
-                                  names, loose)
-                relative = {m: ratio(outcome.error[m], outcome.replayed_update[m]) for m in ("l1", "l2") if m in metrics}
+                outcome = compare(
+                    replayed, source.checkpoint(index + 1), start, proof.header.trained_parameters, names, loose
+                )
+                relative = {
+                    m: ratio(outcome.error[m], outcome.replayed_update[m]) for m in ("l1", "l2") if m in metrics
+                }
                 errors.append(
                     {
                         "setting": label,

@@ -16,12 +16,10 @@ import math
 import struct
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
-
-from typing import Annotated, Literal
-
 from pydantic import Field
 
 from ..errors import FormatError, file_error
@@ -221,9 +219,13 @@ def decode_checkpoint(
         CheckpointHeader, parse_json_bytes(text.encode("utf-8"), where, max_bytes=MAX_HEADER_BYTES), where
     )
     if header.step != step:
-        raise file_error(FormatError, where, f"field 'step' is {header.step}, but the proof lists this file for step {step}")
+        raise file_error(
+            FormatError, where, f"field 'step' is {header.step}, but the proof lists this file for step {step}"
+        )
     if header.base_step != base_step:
-        raise file_error(FormatError, where, f"field 'base_step' is {header.base_step!r}, but the proof says {base_step!r}")
+        raise file_error(
+            FormatError, where, f"field 'base_step' is {header.base_step!r}, but the proof says {base_step!r}"
+        )
     if base_step is not None and base is None:
         raise file_error(FormatError, source, "is a delta checkpoint but no base was given")
     names = [entry.name for entry in header.entries]

@@ -284,7 +284,14 @@ def replay_interval(ctx: VerificationContext, index: int, why: tuple[str, ...] =
     records = [(s, source.record(s)) for s in range(first, end_step)]
     try:
         replayed = replay(
-            header, start, records, ctx.data, source.samples(), end_step=end_step, model=ctx.model, source=where,
+            header,
+            start,
+            records,
+            ctx.data,
+            source.samples(),
+            end_step=end_step,
+            model=ctx.model,
+            source=where,
             device=ctx.device,
         )
     except ReplayMismatch as exc:

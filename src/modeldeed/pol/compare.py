@@ -79,7 +79,9 @@ def compare(
     error = distances(got, target, metrics)
     update = distances(origin, target, metrics)
     replayed_update = distances(origin, got, metrics)
-    d_ref = dict(bounds.d_ref) if bounds.d_ref is not None else estimate_reference_distance(target, end, trained, metrics)
+    d_ref = (
+        dict(bounds.d_ref) if bounds.d_ref is not None else estimate_reference_distance(target, end, trained, metrics)
+    )
     threshold = {m: bounds.delta[m] * d_ref[m] for m in metrics}
     problems: list[str] = []
     if bounds.mode == "exact":
@@ -116,9 +118,8 @@ def why(
     if d_ref.get(m, 0) > 0:
         parts.append(f"{error[m] / d_ref[m]:.3g} of d_ref, allowed {bounds.delta[m]:.3g}")
     if bounds.mode == "tolerance" and bounds.max_relative is not None and m in RELATIVE_METRICS:
-        parts.append(
-            f"{ratio(error[m], replayed[m]):.3g} of the interval's own (replayed) update, allowed {bounds.max_relative:g}"
-        )
+        share = ratio(error[m], replayed[m])
+        parts.append(f"{share:.3g} of the interval's own (replayed) update, allowed {bounds.max_relative:g}")
     return f" ({'; '.join(parts)})" if parts else ""
 
 
@@ -130,7 +131,9 @@ def flat(tensors: Mapping[str, torch.Tensor], names: Sequence[str], like: Mappin
     """The named tensors as one float64 vector; a name `tensors` lacks counts as zeros (momentum before a step)."""
     return torch.cat(
         [
-            tensors[n].detach().double().reshape(-1) if n in tensors else torch.zeros(like[n].numel(), dtype=torch.float64)
+            tensors[n].detach().double().reshape(-1)
+            if n in tensors
+            else torch.zeros(like[n].numel(), dtype=torch.float64)
             for n in names
         ]
     )
@@ -172,7 +175,8 @@ def state_problems(
             exact_wrong.append(name)
     if exact_wrong:
         problems.append(
-            "tensors that every replay reproduces exactly differ from the next checkpoint: " + ", ".join(exact_wrong[:4])
+            "tensors that every replay reproduces exactly differ from the next checkpoint: "
+            + ", ".join(exact_wrong[:4])
         )
     assert bounds.max_relative is not None and bounds.max_buffer is not None
     if momentum and bounds.momentum > 0:

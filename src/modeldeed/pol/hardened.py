@@ -83,7 +83,9 @@ def check_settings(ctx: VerificationContext) -> CheckResult:
     if trusted is not None and carried is None:
         problems.append("the proof carries no training statement and seed opening")
     if trusted is not None and carried is not None and carried.statement.id != trusted.id:
-        problems.append(f"the proof carries statement {carried.statement.id[:16]}..., not the trusted {trusted.id[:16]}...")
+        problems.append(
+            f"the proof carries statement {carried.statement.id[:16]}..., not the trusted {trusted.id[:16]}..."
+        )
     if statement is None:
         ctx.notes.append(
             "no training statement: the settings are the prover's own, not fixed before training (give --statement)"
@@ -114,7 +116,10 @@ def trained_set_problem(declared: tuple[str, ...] | list[str], expected: list[st
 
 
 def settings_problems(
-    statement: TrainingStatement, opening: SeedOpening, header, params: list[str]  # type: ignore[no-untyped-def]
+    statement: TrainingStatement,
+    opening: SeedOpening,
+    header,
+    params: list[str],  # type: ignore[no-untyped-def]
 ) -> list[str]:
     """Every difference between the proof's settings and the statement's."""
     problems = []
@@ -156,8 +161,9 @@ def settings_problems(
             f"{header.dataset.num_classes} classes, the statement's has {d.size} {d.input_shape} in {d.num_classes}"
         )
     expected = [p for p in params if statement.trained_parameters is None or p in statement.trained_parameters]
-    if statement.trained_parameters is not None and set(statement.trained_parameters) - set(params):
-        problems.append(f"the statement trains parameters the model lacks: {sorted(set(statement.trained_parameters) - set(params))[:3]}")
+    unknown = sorted(set(statement.trained_parameters or ()) - set(params))
+    if unknown:
+        problems.append(f"the statement trains parameters the model lacks: {unknown[:3]}")
     if list(header.trained_parameters) != expected:
         problems.append(trained_set_problem(header.trained_parameters, expected, "statement"))
     return problems
@@ -177,10 +183,14 @@ def check_commitment(ctx: VerificationContext) -> CheckResult:
     expected: ProofCommitment | None = hardening.commitment
     if expected is not None and expected.to_json() != commitment.to_json():
         differ = [k for k in commitment.to_json() if commitment.to_json()[k] != expected.to_json()[k]]
-        problems.append(f"the proof does not match the published commitment {expected.id[:16]}...: {', '.join(differ)} differ")
+        problems.append(
+            f"the proof does not match the published commitment {expected.id[:16]}...: {', '.join(differ)} differ"
+        )
     statement = hardening.statement
     if statement is not None and commitment.statement_id != statement.id:
-        problems.append(f"the commitment names statement {commitment.statement_id}, not the trusted {statement.id[:16]}...")
+        problems.append(
+            f"the commitment names statement {commitment.statement_id}, not the trusted {statement.id[:16]}..."
+        )
     ctx.challenge = derive_challenge(
         bytes.fromhex(commitment.root),
         commitment.intervals,
@@ -213,9 +223,7 @@ def check_dataset_membership(ctx: VerificationContext) -> CheckResult:
             )
     triggers = statement.triggers if statement is not None else None
     allowed = triggers.count if triggers is not None else 0
-    outside = [
-        step for step, record in ctx.source.records() if record.stored and max(record.stored) >= allowed
-    ]
+    outside = [step for step, record in ctx.source.records() if record.stored and max(record.stored) >= allowed]
     if outside:
         what = f"the {allowed} committed trigger samples" if triggers is not None else "committed samples (none are)"
         problems.append(

@@ -87,7 +87,11 @@ def all_intervals(intervals: Sequence[IntervalInfo], q: int, metrics: Sequence[s
 
 
 def estimate_reference_distance(
-    vector: torch.Tensor, tensors: Mapping[str, torch.Tensor], names: Sequence[str], metrics: Sequence[str], seed: int = 0
+    vector: torch.Tensor,
+    tensors: Mapping[str, torch.Tensor],
+    names: Sequence[str],
+    metrics: Sequence[str],
+    seed: int = 0,
 ) -> dict[str, float]:
     """d_ref without a second training run: the distance from W to W with each tensor's entries shuffled.
 

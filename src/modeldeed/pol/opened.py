@@ -162,12 +162,17 @@ def open_proof(
     if commitment is not None and commitment.to_json() != mine.to_json():
         raise ModeldeedError(f"{directory}: the proof does not match the commitment (root {commitment.root[:16]}...)")
     challenge = derive_challenge(
-        bytes.fromhex(mine.root), mine.intervals, soundness_bits=soundness_bits, min_fabricated=min_fabricated,
+        bytes.fromhex(mine.root),
+        mine.intervals,
+        soundness_bits=soundness_bits,
+        min_fabricated=min_fabricated,
         beacon=beacon,
     )
     last = mine.intervals
     leaves = {0, last} | {i for i in challenge.intervals} | {i + 1 for i in challenge.intervals}
-    files = {i for i in challenge.intervals if i > 0} | ({i + 1 for i in challenge.intervals if i + 1 < last} if ends else set())
+    files = {i for i in challenge.intervals if i > 0} | (
+        {i + 1 for i in challenge.intervals if i + 1 < last} if ends else set()
+    )
     written = 0
     checkpoints = []
     for index in sorted(leaves):
@@ -180,8 +185,12 @@ def open_proof(
         model_digest, other_digest = digests[index]
         checkpoints.append(
             OpenedCheckpoint(
-                index=index, step=step, model_digest=model_digest.hex(), other_digest=other_digest.hex(),
-                path=PathDoc.of(tree.prove(checkpoint_position(index))), file=file,
+                index=index,
+                step=step,
+                model_digest=model_digest.hex(),
+                other_digest=other_digest.hex(),
+                path=PathDoc.of(tree.prove(checkpoint_position(index))),
+                file=file,
             )
         )
     intervals, used = [], set()
@@ -191,7 +200,10 @@ def open_proof(
         used.update(n for r in records for n in r.stored)
         intervals.append(
             OpenedInterval(
-                index=index, first=first, end=end, steps=StepColumns.model_validate(steps_to_json(records)),
+                index=index,
+                first=first,
+                end=end,
+                steps=StepColumns.model_validate(steps_to_json(records)),
                 path=PathDoc.of(tree.prove(steps_position(index))),
             )
         )
@@ -203,8 +215,10 @@ def open_proof(
         header=HeaderDoc.model_validate(proof.header.to_json()),
         commitment=mine,
         challenge=OpenedChallenge(
-            soundness_bits=soundness_bits, min_fabricated=min_fabricated,
-            beacon=None if beacon is None else beacon.hex(), intervals=list(challenge.intervals),
+            soundness_bits=soundness_bits,
+            min_fabricated=min_fabricated,
+            beacon=None if beacon is None else beacon.hex(),
+            intervals=list(challenge.intervals),
         ),
         checkpoints=checkpoints,
         intervals=intervals,
@@ -226,7 +240,10 @@ def write_samples(out: Path, source: FullSource, numbers: list[int]) -> tuple[Op
     triggers = carried.statement.triggers if carried is not None else None
     if triggers is not None and len(samples.y) >= triggers.count:
         tree = MerkleTree.from_samples(samples.x[: triggers.count], samples.y[: triggers.count])
-        paths = [PathDoc.of(tree.prove(n)) if n < triggers.count else PathDoc(index=n, size=triggers.count, siblings=[]) for n in numbers]
+        paths = [
+            PathDoc.of(tree.prove(n)) if n < triggers.count else PathDoc(index=n, size=triggers.count, siblings=[])
+            for n in numbers
+        ]
     entry = SampleFileDoc(file=samples_file(0), sha256=sha256_bytes(data), size=len(data), count=len(numbers))
     return OpenedSamples(file=entry, numbers=numbers, paths=paths), len(data)
 
@@ -329,7 +346,6 @@ class OpenedSource:
         from .checks import check_checkpoint_tensors, prepare_model
 
         doc, header, commitment = self.doc, self.header, self.commitment
-        where = self.directory / OPENED_FILE
         problems = commitment.consistency_problems()
         config = header.config
         total = config.epochs * config.steps_per_epoch(header.dataset.size)
@@ -352,8 +368,14 @@ class OpenedSource:
                 problems.append(f"checkpoint {leaf.index} at step {leaf.step} is not one of the proof's")
                 continue
             path = leaf.path.proof()
-            digest = checkpoint_leaf(leaf.index, leaf.step, bytes.fromhex(leaf.model_digest), bytes.fromhex(leaf.other_digest))
-            if path.index != checkpoint_position(leaf.index) or path.size != size or not verify_membership(root, digest, path):
+            digest = checkpoint_leaf(
+                leaf.index, leaf.step, bytes.fromhex(leaf.model_digest), bytes.fromhex(leaf.other_digest)
+            )
+            if (
+                path.index != checkpoint_position(leaf.index)
+                or path.size != size
+                or not verify_membership(root, digest, path)
+            ):
                 problems.append(f"checkpoint {leaf.index}: its Merkle path does not lead to the commitment's root")
                 continue
             if leaf.file is not None:
@@ -363,13 +385,21 @@ class OpenedSource:
                 else:
                     check_checkpoint_tensors(ctx, leaf.index, tensors)
         for interval in doc.intervals:
-            if interval.index >= last or (interval.first, interval.end) != tuple(self._steps[interval.index : interval.index + 2]):
-                problems.append(f"interval {interval.index} (steps {interval.first}-{interval.end}) is not one of the proof's")
+            if interval.index >= last or (interval.first, interval.end) != tuple(
+                self._steps[interval.index : interval.index + 2]
+            ):
+                problems.append(
+                    f"interval {interval.index} (steps {interval.first}-{interval.end}) is not one of the proof's"
+                )
                 continue
             records = [self._records[s] for s in range(interval.first, interval.end)]
             path = interval.path.proof()
             digest = steps_leaf(interval.index, interval.first, records)
-            if path.index != steps_position(interval.index) or path.size != size or not verify_membership(root, digest, path):
+            if (
+                path.index != steps_position(interval.index)
+                or path.size != size
+                or not verify_membership(root, digest, path)
+            ):
                 problems.append(f"interval {interval.index}: its step records' Merkle path does not lead to the root")
         opened = {leaf.index for leaf in doc.checkpoints}
         for interval in doc.intervals:

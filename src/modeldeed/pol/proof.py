@@ -23,7 +23,7 @@ from .. import __version__
 from ..errors import FormatError, file_error
 from ..files import canonical_json, read_json_object, sha256_bytes, write_bytes_atomic
 from ..models import ModelSpec
-from ..schema import Document, Hex64, Name, Positive, U64, validate_document
+from ..schema import U64, Document, Hex64, Name, Positive, validate_document
 from ..training import TrainConfig
 from .environment import Environment
 from .settings import config_from_json
@@ -213,7 +213,13 @@ class CheckpointEntry(FileEntry):
     base_step: int | None = None  # None: a keyframe; else the delta base (the previous checkpoint)
 
     def to_json(self) -> dict[str, Any]:
-        return {"step": self.step, "file": self.file, "sha256": self.sha256, "size": self.size, "base_step": self.base_step}
+        return {
+            "step": self.step,
+            "file": self.file,
+            "sha256": self.sha256,
+            "size": self.size,
+            "base_step": self.base_step,
+        }
 
 
 @dataclass(frozen=True)
@@ -301,13 +307,12 @@ def parse_proof(doc: dict[str, Any], source: str | Path) -> Proof:
     header = header_from_doc(parsed, source)
     if len(parsed.steps.indices) != parsed.total_steps:
         raise file_error(
-            FormatError, source, f"field 'steps' holds {len(parsed.steps.indices)} steps, total_steps says "
-            f"{parsed.total_steps}"
+            FormatError,
+            source,
+            f"field 'steps' holds {len(parsed.steps.indices)} steps, total_steps says {parsed.total_steps}",
         )
     steps = steps_from_doc(parsed.steps, header.dataset.size, source)
-    checkpoints = tuple(
-        CheckpointEntry(c.file, c.sha256, c.size, c.step, c.base_step) for c in parsed.checkpoints
-    )
+    checkpoints = tuple(CheckpointEntry(c.file, c.sha256, c.size, c.step, c.base_step) for c in parsed.checkpoints)
     sample_files = tuple(SampleFile(f.file, f.sha256, f.size, f.count) for f in parsed.sample_files)
     if sum(f.count for f in sample_files) > MAX_SAMPLES:
         raise file_error(FormatError, source, f"field 'sample_files' stores more than {MAX_SAMPLES} samples")
@@ -337,7 +342,10 @@ def header_from_doc(doc: HeaderDoc, source: str | Path) -> ProofHeader:
         config=config,
         trained_parameters=trained,
         dataset=DatasetInfo(
-            doc.dataset.name, doc.dataset.fingerprint, doc.dataset.size, (shape[0], shape[1], shape[2]),
+            doc.dataset.name,
+            doc.dataset.fingerprint,
+            doc.dataset.size,
+            (shape[0], shape[1], shape[2]),
             doc.dataset.num_classes,
         ),
         initialisation={"scheme": doc.initialisation.scheme, "seed": doc.initialisation.seed},
@@ -359,13 +367,17 @@ def steps_from_doc(columns: StepColumns, dataset_size: int, source: str | Path) 
         indices, stored = columns.indices[step], columns.stored_samples[step]
         if indices and max(indices) >= dataset_size:
             raise file_error(
-                FormatError, source, f"field 'steps.indices' entry {step} holds index {max(indices)}, outside the "
-                f"dataset's {dataset_size} samples"
+                FormatError,
+                source,
+                f"field 'steps.indices' entry {step} holds index {max(indices)}, outside the "
+                f"dataset's {dataset_size} samples",
             )
         if len(indices) + len(stored) == 0:
             raise file_error(FormatError, source, f"field 'steps.indices' entry {step} is an empty batch")
         if len(indices) + len(stored) > MAX_BATCH:
-            raise file_error(FormatError, source, f"field 'steps.indices' entry {step} has more than {MAX_BATCH} samples")
+            raise file_error(
+                FormatError, source, f"field 'steps.indices' entry {step} has more than {MAX_BATCH} samples"
+            )
         records.append(
             StepRecord(
                 np.asarray(indices, dtype=np.int64),

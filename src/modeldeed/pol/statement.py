@@ -31,7 +31,7 @@ from ..data import Dataset
 from ..errors import FormatError, ModeldeedError, file_error
 from ..files import canonical_json, sha256_bytes, write_json_atomic
 from ..models import ModelSpec
-from ..schema import Document, Hex64, Name, Positive, U64, load_document, validate_document
+from ..schema import U64, Document, Hex64, Name, Positive, load_document, validate_document
 from ..training import TrainConfig
 from .merkle import MerkleTree
 from .settings import config_from_json

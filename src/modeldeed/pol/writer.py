@@ -15,12 +15,10 @@ import logging
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
-
-from typing import Literal
 
 from ..errors import FormatError, ModeldeedError, file_error
 from ..files import read_json_object, sha256_bytes, write_json_atomic, write_safetensors_atomic
