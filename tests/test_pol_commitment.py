@@ -157,6 +157,7 @@ def test_statement_binds_every_setting_and_opens_only_with_its_seed(small, tmp_p
     assert not statement.opens(SeedOpening(seed=7, nonce="00" * 32))
     golden = hashlib.sha256(b"modeldeed/pol-seed/v1\x00" + (7).to_bytes(8, "big") + bytes(range(32))).hexdigest()
     assert statement.seed_commitment == golden == seed_commitment(7, bytes(range(32))).hex()
+    assert golden == "e8d516a1fc3651fc660a5b8c323bd2d7281162f7c2aab56ce0cb165eab86ee97"  # docs/formats.md
     doc = statement.to_json()
     assert "seed" not in doc["training"] and doc["training"]["lr"] == 0.05 and doc["checkpoint_every"] == 3
     assert doc["model"] == {"architecture": "cnn", "arguments": spec.arguments}
