@@ -106,11 +106,30 @@ def unshuffle(data: bytes, size: int, count: int) -> np.ndarray:
     return np.ascontiguousarray(planes.T).reshape(-1).view(UNSIGNED[size])
 
 
-def encode_tensor(t: torch.Tensor, base: torch.Tensor | None, level: int = ZSTD_LEVEL) -> tuple[str, bytes]:
-    """The smallest of the allowed encodings of `t` (deltas only against a base of equal dtype and shape)."""
+_ZSTD: dict[object, object] = {}
+
+
+def zstd_compressor(level: int):  # type: ignore[no-untyped-def]
+    """One compressor per level, reused: creating one costs more than compressing a small tensor."""
     import zstandard
 
-    compressor = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=True)
+    key = ("c", level)
+    if key not in _ZSTD:
+        _ZSTD[key] = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=True)
+    return _ZSTD[key]
+
+
+def zstd_decompressor():  # type: ignore[no-untyped-def]
+    import zstandard
+
+    if "d" not in _ZSTD:
+        _ZSTD["d"] = zstandard.ZstdDecompressor()
+    return _ZSTD["d"]
+
+
+def encode_tensor(t: torch.Tensor, base: torch.Tensor | None, level: int = ZSTD_LEVEL) -> tuple[str, bytes]:
+    """The smallest of the allowed encodings of `t` (deltas only against a base of equal dtype and shape)."""
+    compressor = zstd_compressor(level)
     words = tensor_words(t)
     candidates = {"raw": words}
     if base is not None and base.dtype == t.dtype and base.shape == t.shape and words.size:
@@ -143,7 +162,7 @@ def decode_tensor(
         raise FormatError(f"{where}: not a zstd frame ({exc})") from None
     if declared != expected:
         raise FormatError(f"{where}: compressed frame holds {declared} bytes, shape {list(shape)} needs {expected}")
-    stream = zstandard.ZstdDecompressor().decompressobj()
+    stream = zstd_decompressor().decompressobj()
     try:
         data = stream.decompress(blob)
     except zstandard.ZstdError as exc:

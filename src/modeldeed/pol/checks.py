@@ -19,11 +19,20 @@ from ..training import augment_seed, batch_indices
 from .compare import Tolerance, compare
 from .context import CheckResult, IntervalResult, VerificationContext, listed, result
 from .initialisation import failing_layers, ks_tests
-from .intervals import trained_vector, update_sizes
+from .intervals import StraightLines, trained_vector, update_sizes
 from .proof import MAX_DELTA_CHAIN
 from .replay import ReplayMismatch, build_checked_model, replay
 from .source import FullSource
-from .state import MODEL_PREFIX, RNG_CPU, SCHEDULER_LR, SCHEDULER_STEP, model_tensors, state_digests, tensor_rule
+from .state import (
+    MODEL_PREFIX,
+    RNG_CPU,
+    SCHEDULER_LR,
+    SCHEDULER_STEP,
+    model_tensors,
+    state_digests,
+    tensor_digest,
+    tensor_rule,
+)
 from .store import batch_digest, batch_tensors
 
 log = logging.getLogger(__name__)
@@ -60,10 +69,17 @@ def check_integrity(ctx: VerificationContext) -> CheckResult:
     prepare_model(ctx)
     source.samples()  # hash-checks and validates the stored samples
     digests: list[tuple[bytes, bytes]] = []
+    frozen_digests: list[bytes] = []
+    assert ctx.model is not None
+    frozen = [n for n, _ in ctx.model.named_parameters() if n not in header.trained_parameters]
+    lines = StraightLines()
 
     def inspect(index: int, tensors: Mapping[str, torch.Tensor]) -> None:
         check_checkpoint_tensors(ctx, index, tensors)
         digests.append(state_digests(tensors))
+        model = model_tensors(tensors)
+        frozen_digests.append(tensor_digest({n: model[n] for n in frozen}))
+        lines.add(trained_vector(tensors, header.trained_parameters))
 
     ctx.intervals = update_sizes(
         source.checkpoint,
@@ -73,7 +89,7 @@ def check_integrity(ctx: VerificationContext) -> CheckResult:
         ctx.policy.metrics,
         inspect,
     )
-    source.digests = digests
+    source.digests, source.frozen_digests, source.straight_pairs = digests, frozen_digests, lines.pairs
     return CheckResult("integrity", "passed")
 
 
@@ -267,10 +283,17 @@ def start_state(ctx: VerificationContext, index: int) -> dict[str, torch.Tensor]
     """The stored state an interval starts from (an opened proof's W_0 is the one the seed makes)."""
     if ctx.source.has_checkpoint(index):
         return ctx.source.checkpoint(index)
-    from .state import initial_state
+    return initial_of(ctx)
 
-    header = ctx.source.header
-    return initial_state(header.spec, header.config, trust_code=ctx.trust_code)
+
+def initial_of(ctx: VerificationContext) -> dict[str, torch.Tensor]:
+    """W_0's whole state as the declared seed makes it (`state.initial_state`), built once per verification."""
+    if ctx.initial is None:
+        from .state import initial_state
+
+        header = ctx.source.header
+        ctx.initial = initial_state(header.spec, header.config, trust_code=ctx.trust_code)
+    return ctx.initial
 
 
 def replay_interval(ctx: VerificationContext, index: int, why: tuple[str, ...] = ()) -> IntervalResult | str:
@@ -306,6 +329,26 @@ def replay_interval(ctx: VerificationContext, index: int, why: tuple[str, ...] =
         same = state_digests(replayed) == digests
         problems = () if same else ("the replay does not reproduce the committed next checkpoint bit for bit",)
         return IntervalResult(index, first, end_step, first // per_epoch, {}, {}, {}, {}, same, mode, {}, problems, why)
+    known = {i.index: i for i in ctx.intervals}.get(index)
+    if mode == "exact" and known is not None and state_digests(replayed) == source.digests_of(index + 1):
+        # every bit reproduced (the digests were taken in the integrity pass): no need to decode the end again
+        zero = {m: 0.0 for m in policy.metrics}
+        return IntervalResult(
+            index,
+            first,
+            end_step,
+            first // per_epoch,
+            known.update,
+            zero,
+            {},
+            zero,
+            True,
+            mode,
+            {},
+            (),
+            why,
+            dict(known.update),
+        )
     end = source.checkpoint(index + 1)
     bounds = Tolerance(
         mode,

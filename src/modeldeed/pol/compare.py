@@ -79,18 +79,20 @@ def compare(
     error = distances(got, target, metrics)
     update = distances(origin, target, metrics)
     replayed_update = distances(origin, got, metrics)
-    d_ref = (
-        dict(bounds.d_ref) if bounds.d_ref is not None else estimate_reference_distance(target, end, trained, metrics)
-    )
-    threshold = {m: bounds.delta[m] * d_ref[m] for m in metrics}
     problems: list[str] = []
-    if bounds.mode == "exact":
+    if bounds.mode == "exact":  # no scale needed: every bit must be the same
         threshold = {m: 0.0 for m in metrics}
+        d_ref = dict(bounds.d_ref) if bounds.d_ref is not None else {}
         differ = differing(replayed, end)
         if differ:
             shown = ", ".join(differ[:4]) + (f" and {len(differ) - 4} more" if len(differ) > 4 else "")
             problems.append(f"the replay does not reproduce the next checkpoint bit for bit: {shown} differ")
         return Comparison(update, replayed_update, error, d_ref, threshold, {}, tuple(problems))
+    if bounds.d_ref is not None:
+        d_ref = dict(bounds.d_ref)
+    else:
+        d_ref = estimate_reference_distance(target, end, trained, metrics)
+    threshold = {m: bounds.delta[m] * d_ref[m] for m in metrics}
     if bounds.mode == "tolerance" and bounds.max_relative is not None:
         for m in RELATIVE_METRICS:
             if m in threshold:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from torch import nn
 
 from ..data import Dataset
@@ -118,6 +119,7 @@ class VerificationContext:
     exact: bool = False  # replays must be bit-identical (the environment matches, or the policy says so)
     environment_differences: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what the verdict says besides failures
+    initial: dict[str, torch.Tensor] | None = None  # W_0's state as the seed makes it (built once, when needed)
 
     @property
     def header(self):  # type: ignore[no-untyped-def]

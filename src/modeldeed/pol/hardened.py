@@ -31,11 +31,12 @@ import torch
 from ..errors import FormatError
 from ..files import canonical_json
 from .challenge import derive_challenge
+from .checks import initial_of
 from .commitment import ProofCommitment, make_commitment
 from .context import CheckResult, VerificationContext, listed, result
 from .merkle import MerkleTree
 from .source import FullSource
-from .state import differing, initial_state, model_tensors, state_digests, tensor_digest
+from .state import differing, model_tensors, state_digests, tensor_digest
 from .statement import SeedOpening, TrainingStatement
 
 log = logging.getLogger(__name__)
@@ -274,7 +275,7 @@ def check_initialisation_seed(ctx: VerificationContext) -> CheckResult:
             f"the initialisation seed {seed} is not the batch-order seed {header.config.seed}: both must follow "
             "from the one committed seed"
         )
-    expected = initial_state(header.spec, header.config, trust_code=ctx.trust_code)
+    expected = initial_of(ctx)
     if ctx.source.has_checkpoint(0):
         stored = ctx.source.checkpoint(0)
         differ = differing(stored, expected)
@@ -297,11 +298,15 @@ def check_frozen_tensors(ctx: VerificationContext) -> CheckResult:
     frozen = [n for n in all_parameters(ctx) if n not in header.trained_parameters]
     if not frozen:
         return result("frozen_tensors", [])
-    expected = initial_state(header.spec, header.config, trust_code=ctx.trust_code)
+    expected = initial_of(ctx)
     reference = tensor_digest({n: model_tensors(expected)[n] for n in frozen})
+    known = getattr(ctx.source, "frozen_digests", None) or []  # a full proof's, from the integrity pass
     changed = []
     for index in range(len(ctx.source.checkpoint_steps)):
-        if not ctx.source.has_checkpoint(index):
+        if index < len(known):
+            if known[index] == reference:
+                continue
+        elif not ctx.source.has_checkpoint(index):
             continue
         tensors = model_tensors(ctx.source.checkpoint(index))
         if tensor_digest({n: tensors[n] for n in frozen}) != reference:
@@ -321,7 +326,7 @@ def check_update_profile(ctx: VerificationContext) -> CheckResult:
     if ctx.source.opened:
         return CheckResult("update_profile", "skipped", ("an opened proof holds only the challenged checkpoints",))
     allowed = hardening_of(ctx).allowed_straight_pairs
-    straight = profile(ctx)
+    straight = list(getattr(ctx.source, "straight_pairs", []))
     if len(straight) <= allowed:
         return result("update_profile", [])
     spans = ", ".join(f"{a}-{a + 1}" for a in straight[:5]) + (" ..." if len(straight) > 5 else "")
@@ -332,29 +337,6 @@ def check_update_profile(ctx: VerificationContext) -> CheckResult:
             f"{spans}; allowed {allowed}): checkpoints interpolated on a line, not trained"
         ],
     )
-
-
-def profile(ctx: VerificationContext, cosine_tolerance: float = 1e-4, size_tolerance: float = 1e-3) -> list[int]:
-    """Indices i where the updates of intervals i and i+1 are parallel and of equal l2 size."""
-    from .intervals import trained_vector
-
-    names = ctx.source.header.trained_parameters
-    straight = []
-    previous_vector: torch.Tensor | None = None
-    previous_update: torch.Tensor | None = None
-    for index in range(len(ctx.source.checkpoint_steps)):
-        vector = trained_vector(ctx.source.checkpoint(index), names)
-        if previous_vector is not None:
-            update = vector - previous_vector
-            if previous_update is not None:
-                a, b = float(previous_update.norm()), float(update.norm())
-                if a > 0 and b > 0:
-                    cosine = float(previous_update @ update) / (a * b)
-                    if cosine >= 1 - cosine_tolerance and abs(a - b) <= size_tolerance * max(a, b):
-                        straight.append(index - 2)
-            previous_update = update
-        previous_vector = vector
-    return straight
 
 
 def relative(error: float, update: float) -> float:

@@ -69,6 +69,32 @@ def update_sizes(
     return out
 
 
+class StraightLines:
+    """Collects the indices i where the updates of intervals i and i+1 are parallel (cosine >= 1 - cosine_tolerance)
+    and of equal l2 size (within size_tolerance): pieces of one straight line, which training never produces.
+    Fed every checkpoint's trained vector in order (`add`), during the one pass that decodes them all."""
+
+    def __init__(self, cosine_tolerance: float = 1e-4, size_tolerance: float = 1e-3) -> None:
+        self.cosine_tolerance, self.size_tolerance = cosine_tolerance, size_tolerance
+        self.pairs: list[int] = []
+        self._vector: torch.Tensor | None = None
+        self._update: torch.Tensor | None = None
+        self._count = 0
+
+    def add(self, vector: torch.Tensor) -> None:
+        if self._vector is not None:
+            update = vector - self._vector
+            if self._update is not None:
+                a, b = float(self._update.norm()), float(update.norm())
+                if a > 0 and b > 0:
+                    cosine = float(self._update @ update) / (a * b)
+                    if cosine >= 1 - self.cosine_tolerance and abs(a - b) <= self.size_tolerance * max(a, b):
+                        self.pairs.append(self._count - 2)
+            self._update = update
+        self._vector = vector
+        self._count += 1
+
+
 def top_q_per_epoch(intervals: Sequence[IntervalInfo], q: int, metrics: Sequence[str], proof_id: str) -> list[int]:
     """The paper's rule: per epoch and per metric the Q largest updates, united; every interval if Q <= 0."""
     if q <= 0:

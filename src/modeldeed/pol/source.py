@@ -56,7 +56,10 @@ class FullSource:
         self.header = proof.header
         self.total_steps = proof.total_steps
         self.store = ProofStore(self.directory, proof)
-        self.digests: list[tuple[bytes, bytes]] = []  # (D_model, D_other) per checkpoint, set by the integrity check
+        # set by the integrity check's one pass over every checkpoint:
+        self.digests: list[tuple[bytes, bytes]] = []  # (D_model, D_other) per checkpoint
+        self.frozen_digests: list[bytes] = []  # D of the parameters that are not trained, per checkpoint
+        self.straight_pairs: list[int] = []  # intervals i whose updates and i+1's are one straight line
 
     @property
     def checkpoint_steps(self) -> list[int]:
