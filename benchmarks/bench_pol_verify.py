@@ -79,8 +79,17 @@ def main() -> int:
             root = Path(tmp)
             statement, opening = make_statement(data, config, spec, checkpoint_every=args.k)
             carried = CarriedStatement(statement=statement, opening=opening)
-            record_training(build_model(spec, seed=0), data, config, root / "proof", spec=spec,
-                            checkpoint_every=args.k, init_seed=0, statement=carried, progress=False)
+            record_training(
+                build_model(spec, seed=0),
+                data,
+                config,
+                root / "proof",
+                spec=spec,
+                checkpoint_every=args.k,
+                init_seed=0,
+                statement=carried,
+                progress=False,
+            )
             commitment, _ = commit_proof(root / "proof")
             challenge, _ = open_proof(root / "proof", root / "opened", commitment=commitment)
             open_proof(root / "proof", root / "starts", commitment=commitment, ends=False)
