@@ -40,9 +40,9 @@ def size(directory: Path) -> int:
     return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
 
 
-def timed(function) -> float:  # type: ignore[no-untyped-def]
+def timed(function, *args, **kwargs) -> float:  # type: ignore[no-untyped-def]
     started = time.perf_counter()
-    function()
+    function(*args, **kwargs)
     return time.perf_counter() - started
 
 
@@ -96,10 +96,10 @@ def main() -> int:
             policy = hardened_policy(statement=statement, commitment=commitment)
             times: dict[str, list[float]] = {"train": [], "verify": [], "opened": []}
             for _ in range(args.repeats):
-                times["train"].append(timed(lambda: train(build_model(spec, seed=0), data, config, progress=False)))
+                times["train"].append(timed(train, build_model(spec, seed=0), data, config, progress=False))
                 verdict = verify_proof(root / "proof", data, policy)
-                times["verify"].append(timed(lambda: verify_proof(root / "proof", data, policy)))
-                times["opened"].append(timed(lambda: verify_proof(root / "opened", data, policy)))
+                times["verify"].append(timed(verify_proof, root / "proof", data, policy))
+                times["opened"].append(timed(verify_proof, root / "opened", data, policy))
             assert verdict.accepted and verdict.mode == "exact", verdict.reasons
             train_s = statistics.median(times["train"])
             full = size(root / "proof")
