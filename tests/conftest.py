@@ -23,3 +23,45 @@ def _restore_threads():
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+
+
+# ------------------------------------------------------------------ the registry's databases
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The URL of a real PostgreSQL server: CI's, or a throwaway cluster this session starts and stops."""
+    import os
+
+    from postgres_server import Cluster, find_pg_bin, in_ci
+
+    url = os.environ.get("MODELDEED_TEST_POSTGRES")
+    if url:
+        yield url
+        return
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        if in_ci():
+            pytest.fail("CI must run the PostgreSQL tests: no MODELDEED_TEST_POSTGRES and no initdb installed")
+        pytest.skip("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb; apt-get install postgresql)")
+    cluster = Cluster(bin_dir)
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request, tmp_path):
+    """An empty registry database of each backend: a SQLite file, or a fresh schema on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'registry.db'}"
+        return
+    from postgres_server import drop_schema, new_schema_url
+
+    server = request.getfixturevalue("postgres_server")
+    url, schema = new_schema_url(server)
+    try:
+        yield url
+    finally:
+        drop_schema(server, schema)

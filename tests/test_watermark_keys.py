@@ -22,6 +22,7 @@ from modeldeed.watermark import (
     abstract_triggers,
     bounded_keygen,
     check_public_key,
+    derive_labels,
     keygen,
     load_key_pair,
     load_marking_key,
@@ -36,7 +37,6 @@ from modeldeed.watermark import (
     verify_revealed_set,
 )
 from modeldeed.watermark.keys import commit_image, commit_label
-from modeldeed.watermark.triggers import random_labels
 
 CLASSES = tuple(str(i) for i in range(10))
 SHAPE = (1, 8, 8)
@@ -82,7 +82,7 @@ def test_public_key_holds_no_secret(key_dir: Path) -> None:
     doc = json.loads((key_dir / "verification_key.json").read_text())
     mk_doc = json.loads((key_dir / "marking_key.json").read_text())
     text = json.dumps(doc)
-    assert "labels" not in doc and "nonces" not in text
+    assert doc["labels"] == "derived" and "nonces" not in text  # the kind of labels, not the labels
     assert not any(nonce in text for nonce in mk_doc["image_nonces"] + mk_doc["label_nonces"])
     assert not (key_dir / "verification_key.safetensors").exists()
 
@@ -100,7 +100,10 @@ def test_flipped_commitment_byte_rejects_naming_the_trigger(copy_of, model) -> N
     assert not verdict.accepted
     assert any(r.startswith("trigger 3: the image does not open its commitment") for r in verdict.reasons)
     assert any("marking key was made for verification key" in r for r in verdict.reasons)
-    assert not any(r.startswith("trigger 4") for r in verdict.reasons)
+    assert not any(r.startswith("trigger 4") and "open" in r for r in verdict.reasons)
+    # One changed commitment redraws the derived labels of the whole set: most triggers no longer match them.
+    rederived = [r for r in verdict.reasons if "is not the label derived from the image commitments" in r]
+    assert len(rederived) >= 10
 
 
 def test_swapped_label_rejects_naming_the_trigger(copy_of, model) -> None:
@@ -159,19 +162,37 @@ def test_truncated_file_is_refused(copy_of, name: str, message: str) -> None:
 def test_missing_field_is_refused(copy_of, name: str, field: str) -> None:
     keys = copy_of()
     edit_json(keys / name, lambda d: d.pop(field))
-    with pytest.raises(FormatError, match=f"{name}: field '{field}' is missing"):
+    with pytest.raises(FormatError, match=f"{name}: field '{field}': Field required"):
         load_key_pair(keys)
 
 
 @pytest.mark.parametrize(
     "name, change, message",
     [
-        ("verification_key.json", lambda d: d.__setitem__("extra", 1), "field 'extra' is not part of this format"),
+        ("verification_key.json", lambda d: d.__setitem__("extra", 1), "field 'extra': Extra inputs are not permitted"),
         ("verification_key.json", lambda d: d["image_commitments"].pop(), "must have 20 entries"),
-        ("verification_key.json", lambda d: d.__setitem__("epsilon", 1.5), "field 'epsilon' must be below 1"),
+        (
+            "verification_key.json",
+            lambda d: d.__setitem__("epsilon", 1.5),
+            "field 'epsilon': Input should be less than 1",
+        ),
+        (
+            "verification_key.json",
+            lambda d: d.__setitem__("epsilon", "0.1"),
+            "field 'epsilon': Input should be a valid",
+        ),
+        ("verification_key.json", lambda d: d.__setitem__("size", 10**12), "field 'size': Input should be less than"),
+        ("verification_key.json", lambda d: d.__setitem__("labels", "picked"), "field 'labels': Input should be"),
+        ("verification_key.json", lambda d: d.__setitem__("version", 1), "is version 1 of modeldeed.watermark"),
+        ("verification_key.json", lambda d: d.__setitem__("created", "2024-13-01T00:00:00Z"), "field 'created'"),
         ("verification_key.json", lambda d: d.__setitem__("format", "modeldeed.model"), "is this the right file"),
         ("marking_key.json", lambda d: d["labels"].__setitem__(0, 10), "entry 0 is 10, but the key has 10 classes"),
-        ("marking_key.json", lambda d: d["image_nonces"].__setitem__(2, "ab"), "entry 2 must be 64 lowercase hex"),
+        ("marking_key.json", lambda d: d["image_nonces"].__setitem__(2, "ab"), r"field 'image_nonces\[2\]': String"),
+        (
+            "marking_key.json",
+            lambda d: d["labels"].__setitem__(3, True),
+            r"field 'labels\[3\]': Input should be a valid",
+        ),
         ("marking_key.json", lambda d: d.__setitem__("challenge", "01"), "belongs only in a cut-and-choose key"),
     ],
 )
@@ -191,7 +212,7 @@ def test_cli_exit_status_for_bad_key(copy_of, tmp_path: Path, model, capsys) -> 
     edit_json(keys / "marking_key.json", lambda d: d.pop("labels"))
     assert main(["watermark", "verify", str(tmp_path / "m"), "--key", str(keys)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "marking_key.json: field 'labels' is missing" in err[0]
+    assert len(err) == 1 and "marking_key.json: field 'labels': Field required" in err[0]
 
 
 def test_key_must_fit_the_model(key_dir: Path) -> None:
@@ -216,8 +237,9 @@ def test_triggers_are_out_of_distribution_and_independent(digits) -> None:
     assert colour.shape == (4, 3, 32, 32) and float(colour.mean()) > 0.1
 
 
-def test_labels_are_roughly_uniform() -> None:
-    counts = torch.bincount(random_labels(2000, 10), minlength=10)
+def test_derived_labels_are_roughly_uniform() -> None:
+    commitments = [commit_label(i, bytes(32)) for i in range(2000)]  # any 2,000 distinct 32-byte values
+    counts = torch.bincount(torch.tensor(derive_labels(commitments, 10)), minlength=10)
     assert int(counts.min()) > 140 and int(counts.max()) < 260  # mean 200, sd 13.4
 
 
@@ -275,8 +297,11 @@ def test_public_key_tampering_is_caught(tmp_path: Path) -> None:
         lambda d: d["opened"]["labels"].__setitem__(0, (d["opened"]["labels"][0] + 1) % 10),
     )
     problems, _ = check_public_key(load_verification_key(tmp_path / "p"))
+    changed = (vk.opened.labels[0] + 1) % 10
     assert problems == [
-        f"trigger {first}: label {(vk.opened.labels[0] + 1) % 10} does not open its commitment (label or nonce changed)"
+        f"trigger {first}: label {changed} does not open its commitment (label or nonce changed)",
+        f"trigger {first}: label {changed} is not the label derived from the image commitments "
+        f"({vk.opened.labels[0]}); a key marked 'derived' must carry exactly those",
     ]
     # Opening a different subset than e = H(vk) dictates (e.g. to hide a bad element) is refused.
     hidden = mk.marking_indices()[0]
@@ -301,6 +326,7 @@ def cheating_key(data, size: int) -> tuple[MarkingKey, VerificationKey]:
         "2024-01-01T00:00:00Z",
         "images",
         size // 4,
+        label_kind="chosen",
     )
     e = vk.challenge()
     mk = MarkingKey(
@@ -332,7 +358,7 @@ def test_bounded_key_reveals_each_set_once(tmp_path: Path, model) -> None:
     keys = save_key_pair(tmp_path / "b", mk, vk)
     revealed = [reveal_next_set(keys, tmp_path / f"r{j}", note=f"case {j}") for j in range(3)]
     assert [r.set_index for r in revealed] == [0, 1, 2]
-    assert [u["set"] for u in load_usage(keys, vk)] == [0, 1, 2]
+    assert [u.set for u in load_usage(keys, vk)] == [0, 1, 2]
     with pytest.raises(ModeldeedError, match="all 3 trigger sets have been revealed"):
         reveal_next_set(keys, tmp_path / "r3")
     again = load_reveal(tmp_path / "r1", vk)

@@ -14,10 +14,10 @@ import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors.torch import save as safetensors_bytes
+if TYPE_CHECKING:  # PyTorch is imported only by the functions that handle tensors (the registry never does)
+    import torch
 
 
 @contextlib.contextmanager
@@ -58,6 +58,8 @@ def write_safetensors_atomic(
     path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None
 ) -> bytes:
     """Save tensors (made contiguous, on the CPU) and return the exact bytes written, for hashing."""
+    from safetensors.torch import save as safetensors_bytes
+
     flat = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
     data = safetensors_bytes(flat, metadata=dict(metadata) if metadata else None)
     write_bytes_atomic(path, data)
@@ -108,6 +110,20 @@ def read_regular_file(path: str | Path, *, max_bytes: int, within: str | Path | 
     regular file; the size is checked on the open descriptor, and the read stops at the limit even if the
     file grows meanwhile.
     """
+    return b"".join(_regular_chunks(path, max_bytes=max_bytes, within=within))
+
+
+def sha256_regular_file(path: str | Path, *, max_bytes: int, within: str | Path | None = None) -> tuple[str, int]:
+    """(SHA-256 hex, size) of a regular file of at most `max_bytes`, read in chunks with the same checks as
+    `read_regular_file`: for large files (a model's weights) that must be hashed without being held whole."""
+    digest, size = hashlib.sha256(), 0
+    for chunk in _regular_chunks(path, max_bytes=max_bytes, within=within):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _regular_chunks(path: str | Path, *, max_bytes: int, within: str | Path | None) -> Iterator[bytes]:
     path = Path(path)
     if within is not None and not _inside(path, Path(within)):
         raise _fail(path, f"is outside {within} (a symbolic link out of the directory is not followed)")
@@ -126,15 +142,18 @@ def read_regular_file(path: str | Path, *, max_bytes: int, within: str | Path | 
             raise _fail(path, f"is not a regular file ({_file_kind(info.st_mode)})")
         if info.st_size > max_bytes:
             raise _fail(path, f"is {info.st_size} bytes, more than the {max_bytes} allowed for it")
-        chunks, total = [], 0
-        while chunk := os.read(fd, min(1 << 20, max_bytes + 1 - total)):
-            chunks.append(chunk)
+        total = 0
+        while True:
+            try:
+                chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            except OSError as exc:
+                raise _fail(path, f"cannot be read ({exc.strerror or exc})") from None
+            if not chunk:
+                return
             total += len(chunk)
             if total > max_bytes:
                 raise _fail(path, f"grew past the {max_bytes} bytes allowed for it while being read")
-        return b"".join(chunks)
-    except OSError as exc:
-        raise _fail(path, f"cannot be read ({exc.strerror or exc})") from None
+            yield chunk
     finally:
         os.close(fd)
 

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import ModeldeedError
-from . import attack_cmd, demo_cmd, experiment_cmd, pol_cmd, train_cmd, watermark_cmd
+from . import attack_cmd, demo_cmd, dispute_cmd, experiment_cmd, pol_cmd, registry_cmd, train_cmd, watermark_cmd
 
-COMMAND_GROUPS = (train_cmd, watermark_cmd, pol_cmd, attack_cmd, experiment_cmd, demo_cmd)
+COMMAND_GROUPS = (train_cmd, watermark_cmd, pol_cmd, attack_cmd, experiment_cmd, demo_cmd, registry_cmd, dispute_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

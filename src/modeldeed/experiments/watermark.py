@@ -99,8 +99,14 @@ def piracy(
     rows = []
     for tuning in ("none", "ftal", "rtal"):
         log.info("piracy: embed TS-NEW, then %s", tuning)
-        attack = OwnershipPiracy(finetune=tuning, trigger_size=setting.trigger_size, triggers_per_batch=owner.k,
-                                 embed_epochs=setting.epochs, embed_lr=pretrained_config(setting).lr, **settings)
+        attack = OwnershipPiracy(
+            finetune=tuning,
+            trigger_size=setting.trigger_size,
+            triggers_per_batch=owner.k,
+            embed_epochs=setting.epochs,
+            embed_lr=pretrained_config(setting).lr,
+            **settings,
+        )
         _, result = attack(owner.models["FROMSCRATCH"], owner.data.train, test=owner.data.test, verifier=verifier)
         pirate = result.details["pirate"]  # TS-NEW, judged by the pirate's own verifier
         rows.append(

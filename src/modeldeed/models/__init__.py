@@ -1,5 +1,6 @@
 """Models by name (`cnn`, `resnet18`, `resnet20`) or as "package.module:factory"; saved without pickle."""
 
+from .digest import model_digest
 from .heads import last_linear, last_linear_name, replace_last_linear, reset_last_linear
 from .registry import BUILTIN, ModelSpec, build_model, resolve_factory, spec_for_data
 from .store import ModelInfo, load_model, load_state_exactly, read_model_info, save_model, state_tensors
@@ -12,6 +13,7 @@ __all__ = [
     "ModelSpec",
     "build_model",
     "last_linear",
+    "model_digest",
     "last_linear_name",
     "load_model",
     "load_state_exactly",

@@ -6,7 +6,16 @@ mark_pretrained(model, mk, data.train, TrainConfig(epochs=20))
 verdict = verify(load_marking_key("keys"), load_verification_key("keys"), model, test_data=data.test)
 """
 
-from .keygen import DEFAULT_EPSILON, DEFAULT_SECURITY_BITS, DEFAULT_SIZE, bounded_keygen, keygen, pkeygen
+from .images import UserImages, image_files, load_trigger_images, read_labels_file, read_trigger_images
+from .keygen import (
+    DEFAULT_EPSILON,
+    DEFAULT_SECURITY_BITS,
+    DEFAULT_SIZE,
+    KeyRandomness,
+    bounded_keygen,
+    keygen,
+    pkeygen,
+)
 from .keys import (
     MarkingKey,
     Opening,
@@ -17,6 +26,8 @@ from .keys import (
     save_key_pair,
     save_verification_key,
 )
+from .labels import derive_labels, derive_set_labels, set_digest
+from .limits import MAX_TRIGGER_BYTES, MAX_TRIGGERS
 from .mark import (
     DEFAULT_TRIGGERS_PER_BATCH,
     TriggerMixingHook,
@@ -25,13 +36,17 @@ from .mark import (
     mark_from_scratch,
     mark_pretrained,
 )
-from .public import (
+from .public import check_public_key, pverify
+from .reveal import (
     RevealedSet,
-    check_public_key,
+    RevealRecord,
     load_reveal,
     load_usage,
-    pverify,
+    parse_moment,
+    reveal_history,
     reveal_next_set,
+    reveal_set,
+    reveal_timing,
     save_reveal,
     verify_revealed_set,
 )
@@ -44,30 +59,40 @@ from .security import (
     minimum_trigger_set_size,
     security_figures,
 )
-from .triggers import abstract_triggers, load_trigger_images, write_trigger_pngs
-from .verify import WatermarkVerdict, classify, verify
+from .triggers import abstract_triggers, write_trigger_pngs
+from .verify import NOT_BOUND_NOTE, WatermarkVerdict, classify, key_notes, verify
 
 __all__ = [
     "DEFAULT_EPSILON",
     "DEFAULT_SECURITY_BITS",
     "DEFAULT_SIZE",
     "DEFAULT_TRIGGERS_PER_BATCH",
+    "KeyRandomness",
+    "MAX_TRIGGERS",
+    "MAX_TRIGGER_BYTES",
     "MarkingKey",
+    "NOT_BOUND_NOTE",
     "Opening",
+    "RevealRecord",
     "RevealedSet",
     "SecurityFigures",
     "TriggerMixingHook",
-    "auto_triggers_per_batch",
+    "UserImages",
     "VerificationKey",
     "WatermarkVerdict",
     "abstract_triggers",
     "acceptance_threshold",
+    "auto_triggers_per_batch",
     "binomial_tail",
     "bounded_keygen",
     "chance_probability",
     "check_public_key",
     "classify",
+    "derive_labels",
+    "derive_set_labels",
     "hoeffding_size",
+    "image_files",
+    "key_notes",
     "keygen",
     "load_key_pair",
     "load_marking_key",
@@ -79,13 +104,20 @@ __all__ = [
     "mark_from_scratch",
     "mark_pretrained",
     "minimum_trigger_set_size",
+    "parse_moment",
     "pkeygen",
     "pverify",
+    "read_labels_file",
+    "read_trigger_images",
+    "reveal_history",
     "reveal_next_set",
+    "reveal_set",
+    "reveal_timing",
     "save_key_pair",
     "save_reveal",
     "save_verification_key",
     "security_figures",
+    "set_digest",
     "verify",
     "verify_revealed_set",
     "write_trigger_pngs",

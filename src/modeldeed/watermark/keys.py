@@ -1,13 +1,15 @@
 """The marking key (secret) and verification key (public): in memory, and on disk without pickle.
 
-Why so strict on load: a verifier opens keys that an adversary may have written. Every field is
-checked and named in the error, unknown fields are refused (the key id is a digest of the parsed
-fields, so nothing may ride along unhashed), and tensors come from safetensors only.
-The byte layouts are specified in docs/formats.md.
+Why so strict on load: a verifier opens keys that an adversary may have written. Both JSON files are read
+through the bounded readers of `modeldeed.files` (regular files inside the key directory, size and depth
+bounded) and validated as the declared models of `documents`; tensors come from safetensors only, with a size
+bound computed from the validated shape. The key id is the digest of the validated verification key, so
+nothing can ride along unhashed. The byte layouts are specified in docs/formats.md.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,25 +19,26 @@ import torch
 
 from .. import __version__
 from ..crypto import NONCE_BYTES, challenge_bits, commit, encode_label, encode_tensor, open_commitment, tagged_digest
-from ..errors import FormatError, file_error
-from ..files import (
-    canonical_json,
-    read_json_object,
-    read_safetensors,
-    safetensors_bound,
-    write_json_atomic,
-    write_safetensors_atomic,
+from ..errors import FormatError, ModeldeedError, file_error
+from ..files import canonical_json, read_safetensors, safetensors_bound, write_json_atomic, write_safetensors_atomic
+from .documents import (
+    MK_FORMAT,
+    VK_FORMAT,
+    MarkingKeyDocument,
+    VerificationKeyDocument,
+    build_document,
+    read_document,
 )
-from ..validation import Fields
+from .labels import derive_labels
+from .limits import check_trigger_budget
 
-VK_FORMAT = "modeldeed.watermark.verification-key"
-MK_FORMAT = "modeldeed.watermark.marking-key"
 VK_FILE, VK_TENSORS = "verification_key.json", "verification_key.safetensors"
 MK_FILE, MK_TENSORS = "marking_key.json", "marking_key.safetensors"
 TRIGGER_PNG_DIR = "triggers"
 VK_TAG = b"modeldeed/verification-key/v1"
 SCHEMES = ("private", "cut-and-choose", "bounded")
 SOURCES = ("abstract", "images")
+LABEL_KINDS = ("derived", "chosen")
 
 
 def image_encoding(image: torch.Tensor) -> bytes:
@@ -63,8 +66,9 @@ class Opening:
     label_nonces: tuple[bytes, ...]
 
     def failures(self, vk: VerificationKey) -> list[str]:
-        """Every element whose image or label does not open the commitment at its index, with the reason."""
+        """Every element that does not open its commitments, or whose label is not the derived one."""
         problems = []
+        derived = vk.derived_labels() if vk.label_kind == "derived" else None
         for j, i in enumerate(self.indices):
             if not open_commitment(
                 bytes.fromhex(vk.image_commitments[i]), image_encoding(self.images[j]), self.image_nonces[j]
@@ -75,6 +79,11 @@ class Opening:
             ):
                 problems.append(
                     f"trigger {i}: label {self.labels[j]} does not open its commitment (label or nonce changed)"
+                )
+            if derived is not None and self.labels[j] != derived[i]:
+                problems.append(
+                    f"trigger {i}: label {self.labels[j]} is not the label derived from the image commitments "
+                    f"({derived[i]}); a key marked 'derived' must carry exactly those"
                 )
         return problems
 
@@ -89,7 +98,11 @@ class Opening:
 
 @dataclass(frozen=True, eq=False)
 class VerificationKey:
-    """Public: commitments to every trigger image and label, the acceptance rule, what the key fits."""
+    """Public: commitments to every trigger image and label, the acceptance rule, what the key fits.
+
+    `label_kind` is the file's `labels` field: "derived" (each set's labels follow from its image commitments,
+    see `labels`) or "chosen" (the key's maker picked them, e.g. `keygen --labels FILE`).
+    """
 
     scheme: str
     classes: tuple[str, ...]
@@ -103,6 +116,8 @@ class VerificationKey:
     sets: int = 1  # bounded: disjoint trigger sets of size // sets each
     opened: Opening | None = None  # cut-and-choose: the e=1 half, opened
     modeldeed_version: str = __version__
+    label_kind: str = "derived"
+    demonstration_seed: int | None = None  # a demonstration key: every secret follows from this public seed
 
     @property
     def size(self) -> int:
@@ -112,44 +127,92 @@ class VerificationKey:
     def set_size(self) -> int:
         return self.size // self.sets
 
+    @property
+    def demonstration(self) -> bool:
+        return self.demonstration_seed is not None
+
     def set_indices(self, index: int) -> range:
         return range(index * self.set_size, (index + 1) * self.set_size)
 
-    def core_json(self) -> dict[str, Any]:
-        """Everything but the opened half: what the key id, and so the Fiat-Shamir challenge, hash."""
-        doc: dict[str, Any] = {
+    @functools.cached_property
+    def document(self) -> VerificationKeyDocument:
+        """The validated document: what is written, and (without `opened`) what the key id hashes."""
+        fields: dict[str, Any] = {
             "format": VK_FORMAT,
-            "version": 1,
+            "version": 2,
             "modeldeed_version": self.modeldeed_version,
             "scheme": self.scheme,
             "classes": list(self.classes),
             "input_shape": list(self.input_shape),
-            "epsilon": self.epsilon,
+            "epsilon": float(self.epsilon),
             "size": self.size,
             "sets": self.sets,
             "created": self.created,
             "trigger_source": self.trigger_source,
+            "labels": self.label_kind,
             "commitment": {"hash": "sha256", "nonce_bytes": NONCE_BYTES},
             "image_commitments": list(self.image_commitments),
             "label_commitments": list(self.label_commitments),
         }
+        if self.demonstration_seed is not None:
+            fields["demonstration_seed"] = self.demonstration_seed
         if self.security_bits is not None:
-            doc["security_bits"] = self.security_bits
-        return doc
+            fields["security_bits"] = self.security_bits
+        if self.opened is not None:
+            fields["opened"] = self.opened.to_json()
+        return build_document(VerificationKeyDocument, fields, complete=self.opened is not None)
+
+    def core_json(self) -> dict[str, Any]:
+        """Every validated field but the opened half: what the key id, and so the Fiat-Shamir challenge, hash.
+
+        An optional section added to the format later (e.g. ZK-friendly commitments) is covered by the id as
+        soon as it is present, and leaves the id of keys without it unchanged.
+        """
+        return self.document.model_dump(exclude={"opened"}, exclude_none=True)
 
     def to_json(self) -> dict[str, Any]:
-        doc = self.core_json()
-        if self.opened is not None:
-            doc["opened"] = self.opened.to_json()
-        return doc
+        return self.document.model_dump(exclude_none=True)
 
-    @property
+    def canonical_bytes(self) -> bytes:
+        """The whole validated key (opened half included) as canonical JSON, e.g. to register its SHA-256."""
+        return canonical_json(self.to_json())
+
+    @functools.cached_property
     def key_id(self) -> str:
         return tagged_digest(VK_TAG, canonical_json(self.core_json())).hex()
 
     def challenge(self) -> tuple[int, ...]:
         """e = H(vk), one bit per trigger: 1 = opened in the public key, 0 = kept secret and embedded."""
         return challenge_bits(bytes.fromhex(self.key_id), self.size)
+
+    def derived_labels(self) -> list[int]:
+        """The labels that the image commitments dictate, set by set (whatever `label_kind` says)."""
+        return list(self._derived)
+
+    @functools.cached_property
+    def _derived(self) -> tuple[int, ...]:
+        return tuple(derive_labels(self.image_commitments, len(self.classes), sets=self.sets))
+
+    @classmethod
+    def from_document(cls, doc: VerificationKeyDocument, opened: Opening | None) -> VerificationKey:
+        vk = cls(
+            doc.scheme,
+            tuple(doc.classes),
+            (doc.input_shape[0], doc.input_shape[1], doc.input_shape[2]),
+            doc.epsilon,
+            tuple(doc.image_commitments),
+            tuple(doc.label_commitments),
+            doc.created,
+            doc.trigger_source,
+            doc.security_bits,
+            doc.sets,
+            opened,
+            doc.modeldeed_version,
+            doc.labels,
+            doc.demonstration_seed,
+        )
+        vk.__dict__["document"] = doc  # the id is the digest of exactly what was validated
+        return vk
 
 
 @dataclass(frozen=True, eq=False)
@@ -189,9 +252,9 @@ class MarkingKey:
         )
 
     def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {
+        fields: dict[str, Any] = {
             "format": MK_FORMAT,
-            "version": 1,
+            "version": 2,
             "modeldeed_version": __version__,
             "key_id": self.key_id,
             "scheme": self.scheme,
@@ -205,8 +268,8 @@ class MarkingKey:
             "label_nonces": [n.hex() for n in self.label_nonces],
         }
         if self.challenge is not None:
-            doc["challenge"] = "".join(map(str, self.challenge))
-        return doc
+            fields["challenge"] = "".join(map(str, self.challenge))
+        return build_document(MarkingKeyDocument, fields).model_dump(exclude_none=True)
 
 
 def save_key_pair(
@@ -235,55 +298,31 @@ def save_verification_key(directory: str | Path, verification_key: VerificationK
     return directory
 
 
-def _key_path(path: str | Path, name: str) -> Path:
+def key_path(path: str | Path, name: str) -> tuple[Path, Path]:
+    """(the file `name` of a key directory, the directory): `path` is the directory or a file in it."""
     path = Path(path)
     if path.is_dir():
-        return path / name
-    if path.is_file():
-        return path if path.name == name else path.parent / name
+        return path / name, path
+    if path.is_file() or path.is_symlink():
+        return (path if path.name == name else path.parent / name), path.parent
     raise file_error(FormatError, path, "key directory not found")
 
 
-def _common_fields(f: Fields) -> tuple[str, tuple[str, ...], tuple[int, int, int], int, int, str]:
-    scheme = f.str("scheme", choices=SCHEMES)
-    classes = tuple(f.str_list("classes"))
-    if len(classes) < 2:
-        raise f.fail("classes", f"must name at least 2 classes, found {len(classes)}")
-    c, h, w = f.int_list("input_shape", length=3, minimum=1)
-    size = f.int("size", minimum=1)
-    sets = f.int("sets", minimum=1)
-    if scheme == "bounded" and (sets < 2 or size % sets):
-        raise f.fail("sets", f"a bounded key needs at least 2 sets that divide size {size}; found {sets}")
-    if scheme != "bounded" and sets != 1:
-        raise f.fail("sets", f"must be 1 for a {scheme} key, found {sets}")
-    return scheme, classes, (c, h, w), size, sets, f.str("trigger_source", choices=SOURCES)
+def read_images(path: Path, name: str, count: int, shape: Sequence[int], *, within: Path) -> torch.Tensor:
+    """Exactly one float32 tensor `name` of count×C×H×W pixels in [0, 1], its file bounded by that size first."""
+    try:
+        need = check_trigger_budget(count, shape) if count else 0
+    except ModeldeedError as exc:
+        raise file_error(FormatError, path, str(exc)) from None
+    tensors = read_safetensors(path, max_bytes=safetensors_bound(need), within=within)
+    return checked_images(tensors, path, name, count, shape)
 
 
-def _refuse_unknown(f: Fields, allowed: set[str]) -> None:
-    for key in sorted(set(f.obj) - allowed):
-        raise f.fail(key, "is not part of this format (refusing fields that the key id would not cover)")
-
-
-def _hex_list(f: Fields, key: str, length: int, size: int) -> tuple[bytes, ...]:
-    values = f.str_list(key, length=length)
-    for i, value in enumerate(values):
-        if len(value) != 2 * size or any(ch not in "0123456789abcdef" for ch in value):
-            raise f.fail(key, f"entry {i} must be {2 * size} lowercase hex digits")
-    return tuple(bytes.fromhex(v) for v in values)
-
-
-def _labels(f: Fields, key: str, length: int, num_classes: int) -> list[int]:
-    labels = f.int_list(key, length=length, minimum=0)
-    for i, label in enumerate(labels):
-        if label >= num_classes:
-            raise f.fail(key, f"entry {i} is {label}, but the key has {num_classes} classes")
-    return labels
-
-
-def _images(path: Path, name: str, count: int, shape: tuple[int, int, int]) -> torch.Tensor:
-    tensors = read_safetensors(path, max_bytes=safetensors_bound(4 * count * shape[0] * shape[1] * shape[2]))
+def checked_images(
+    tensors: dict[str, torch.Tensor], path: Path, name: str, count: int, shape: Sequence[int]
+) -> torch.Tensor:
     if set(tensors) != {name}:
-        raise file_error(FormatError, path, f"must hold exactly one tensor {name!r}, found {sorted(tensors)}")
+        raise file_error(FormatError, path, f"must hold exactly one tensor {name!r}, found {sorted(tensors)[:8]}")
     images = tensors[name]
     if images.dtype != torch.float32 or tuple(images.shape) != (count, *shape):
         raise file_error(
@@ -297,125 +336,47 @@ def _images(path: Path, name: str, count: int, shape: tuple[int, int, int]) -> t
     return images
 
 
-def opening_from_fields(f: Fields, images: torch.Tensor | None, size: int, num_classes: int) -> Opening:
-    indices = f.int_list("indices", minimum=0)
-    if any(b <= a for a, b in zip(indices, indices[1:])) or (indices and indices[-1] >= size):
-        raise f.fail("indices", f"must be strictly increasing trigger indices below {size}")
-    n = len(indices)
-    labels = _labels(f, "labels", n, num_classes)
-    image_nonces = _hex_list(f, "image_nonces", n, NONCE_BYTES)
-    label_nonces = _hex_list(f, "label_nonces", n, NONCE_BYTES)
-    empty = torch.zeros((0,), dtype=torch.float32)
-    return Opening(tuple(indices), images if images is not None else empty, tuple(labels), image_nonces, label_nonces)
+def opening_of(doc: Any, images: torch.Tensor) -> Opening:
+    """An Opening from a validated document with `indices`, `labels` and both nonce lists."""
+    return Opening(
+        tuple(doc.indices),
+        images,
+        tuple(doc.labels),
+        tuple(bytes.fromhex(n) for n in doc.image_nonces),
+        tuple(bytes.fromhex(n) for n in doc.label_nonces),
+    )
 
 
 def load_verification_key(path: str | Path) -> VerificationKey:
     """A verification key from its directory (or its `verification_key.json`), every field checked."""
-    json_path = _key_path(path, VK_FILE)
-    f = Fields(read_json_object(json_path), json_path)
-    f.expect_format(VK_FORMAT)
-    allowed = {
-        "format",
-        "version",
-        "modeldeed_version",
-        "scheme",
-        "classes",
-        "input_shape",
-        "epsilon",
-        "size",
-        "sets",
-        "created",
-        "trigger_source",
-        "commitment",
-        "image_commitments",
-        "label_commitments",
-        "security_bits",
-        "opened",
-    }
-    _refuse_unknown(f, allowed)
-    scheme, classes, shape, size, sets, source = _common_fields(f)
-    commitment = f.object("commitment")
-    commitment.str("hash", choices=("sha256",))
-    if commitment.int("nonce_bytes") != NONCE_BYTES or set(commitment.obj) != {"hash", "nonce_bytes"}:
-        raise f.fail("commitment", f'must be {{"hash": "sha256", "nonce_bytes": {NONCE_BYTES}}}')
-    image_commitments = tuple(c.hex() for c in _hex_list(f, "image_commitments", size, 32))
-    label_commitments = tuple(c.hex() for c in _hex_list(f, "label_commitments", size, 32))
-    epsilon = f.float("epsilon", minimum=0.0)
-    if epsilon >= 1:
-        raise f.fail("epsilon", f"must be below 1, found {epsilon}")
-    security_bits = opened = None
-    if scheme == "cut-and-choose":
-        security_bits = f.int("security_bits", minimum=1)
-        if size != 4 * security_bits:
-            raise f.fail("size", f"must be 4 × security_bits = {4 * security_bits} (ℓ = 4n), found {size}")
-        of = f.object("opened")
-        count = len(of.list("indices"))
-        images = _images(json_path.parent / VK_TENSORS, "opened_images", count, shape)
-        opened = opening_from_fields(of, images, size, len(classes))
-    else:
-        for key in ("security_bits", "opened"):
-            if f.has(key):
-                raise f.fail(key, f"belongs only in a cut-and-choose key, not a {scheme} key")
-    return VerificationKey(
-        scheme,
-        classes,
-        shape,
-        epsilon,
-        image_commitments,
-        label_commitments,
-        f.str("created"),
-        source,
-        security_bits,
-        sets,
-        opened,
-        f.str("modeldeed_version"),
-    )
+    json_path, directory = key_path(path, VK_FILE)
+    doc = read_document(VerificationKeyDocument, json_path, within=directory)
+    opened = None
+    if doc.opened is not None:
+        shape = tuple(doc.input_shape)
+        images = read_images(directory / VK_TENSORS, "opened_images", len(doc.opened.indices), shape, within=directory)
+        opened = opening_of(doc.opened, images)
+    return VerificationKey.from_document(doc, opened)
 
 
 def load_marking_key(path: str | Path) -> MarkingKey:
     """The secret marking key from a key directory, every field and tensor checked."""
-    json_path = _key_path(path, MK_FILE)
-    f = Fields(read_json_object(json_path), json_path)
-    f.expect_format(MK_FORMAT)
-    allowed = {
-        "format",
-        "version",
-        "modeldeed_version",
-        "key_id",
-        "scheme",
-        "classes",
-        "input_shape",
-        "size",
-        "sets",
-        "trigger_source",
-        "labels",
-        "image_nonces",
-        "label_nonces",
-        "challenge",
-    }
-    _refuse_unknown(f, allowed)
-    scheme, classes, shape, size, sets, source = _common_fields(f)
-    labels = _labels(f, "labels", size, len(classes))
-    image_nonces = _hex_list(f, "image_nonces", size, NONCE_BYTES)
-    label_nonces = _hex_list(f, "label_nonces", size, NONCE_BYTES)
-    challenge = None
-    if scheme == "cut-and-choose":
-        challenge = tuple(int(c) for c in f.str("challenge", pattern=f"[01]{{{size}}}"))
-    elif f.has("challenge"):
-        raise f.fail("challenge", f"belongs only in a cut-and-choose key, not a {scheme} key")
-    images = _images(json_path.parent / MK_TENSORS, "images", size, shape)
+    json_path, directory = key_path(path, MK_FILE)
+    doc = read_document(MarkingKeyDocument, json_path, within=directory)
+    shape = (doc.input_shape[0], doc.input_shape[1], doc.input_shape[2])
+    images = read_images(directory / MK_TENSORS, "images", doc.size, shape, within=directory)
     return MarkingKey(
-        f.hex64("key_id"),
-        scheme,
-        classes,
+        doc.key_id,
+        doc.scheme,
+        tuple(doc.classes),
         shape,
         images,
-        torch.tensor(labels, dtype=torch.int64),
-        image_nonces,
-        label_nonces,
-        challenge,
-        sets,
-        source,
+        torch.tensor(doc.labels, dtype=torch.int64),
+        tuple(bytes.fromhex(n) for n in doc.image_nonces),
+        tuple(bytes.fromhex(n) for n in doc.label_nonces),
+        tuple(int(c) for c in doc.challenge) if doc.challenge is not None else None,
+        doc.sets,
+        doc.trigger_source,
     )
 
 

@@ -28,15 +28,49 @@ MIN_VIEWS_PER_TRIGGER = 15  # ~9 appearances left digits' cnn at 76 % trigger ac
 TARGET_VIEWS_PER_TRIGGER = 60  # what "auto" aims for: digits' cnn reaches 100 % trigger accuracy well below it
 
 
-def auto_triggers_per_batch(trigger_count: int, total_steps: int, *, views: int = TARGET_VIEWS_PER_TRIGGER) -> int:
+def auto_triggers_per_batch(
+    trigger_count: int, total_steps: int, *, views: int = TARGET_VIEWS_PER_TRIGGER, batch_size: int | None = None
+) -> int:
     """k for a run: the paper's 2, or more where a small dataset would show each trigger too rarely.
 
     In the paper (CIFAR, 500 steps an epoch, k = 2) each trigger is appended hundreds of times; digits has
     23-45 steps an epoch, where k = 2 shows each trigger a few times only and the watermark does not take.
+    With `batch_size`, k never exceeds it (triggers would otherwise outnumber the data in every batch).
     """
-    if total_steps < 1:
-        return DEFAULT_TRIGGERS_PER_BATCH
-    return max(DEFAULT_TRIGGERS_PER_BATCH, -(-views * trigger_count // total_steps))
+    k = (
+        DEFAULT_TRIGGERS_PER_BATCH
+        if total_steps < 1
+        else max(DEFAULT_TRIGGERS_PER_BATCH, -(-views * trigger_count // total_steps))
+    )
+    return k if batch_size is None else max(1, min(k, batch_size))
+
+
+def choose_triggers_per_batch(
+    requested: int | None, trigger_count: int, config: TrainConfig, data_size: int
+) -> tuple[int, str | None]:
+    """k for a marking run, and a note when the automatic choice had to be capped at the batch size.
+
+    `requested` (the user's k) must lie in [1, batch size]: more triggers than data in a batch would be
+    another training run. Marking with 0 epochs is refused: it would write a "watermarked" model that never
+    saw a trigger.
+    """
+    if config.epochs < 1:
+        raise ModeldeedError(f"marking needs at least 1 epoch (got {config.epochs}): no trigger would be seen")
+    if requested is not None:
+        if not 1 <= requested <= config.batch_size:
+            raise ModeldeedError(
+                f"triggers per batch must lie in [1, {config.batch_size}] (the batch size), got {requested}: "
+                "triggers must not outnumber the data in a batch"
+            )
+        return int(requested), None
+    steps = config.steps_per_epoch(data_size) * config.epochs
+    wanted = auto_triggers_per_batch(trigger_count, steps)
+    if wanted > config.batch_size:
+        return config.batch_size, (
+            f"showing each trigger about {TARGET_VIEWS_PER_TRIGGER} times would take {wanted} triggers per batch; "
+            f"using the batch size, {config.batch_size} (more epochs would show them more often)"
+        )
+    return wanted, None
 
 
 class TriggerMixingHook(Hook):
@@ -75,6 +109,11 @@ class TriggerMixingHook(Hook):
         device = state.config.device
         self.images, self.labels = self.images.to(device), self.labels.to(device)
         shape = tuple(state.data.x.shape[1:])
+        if self.k > state.config.batch_size:
+            raise ModeldeedError(
+                f"{self.k} triggers per batch exceed the batch size {state.config.batch_size}: the triggers would "
+                "outnumber the data in every batch; use at most the batch size"
+            )
         if tuple(self.images.shape[1:]) != shape:
             raise ModeldeedError(f"trigger images have shape {tuple(self.images.shape[1:])}, the training data {shape}")
         views = (state.total_steps - state.step) * self.k / len(self.labels)
@@ -137,6 +176,7 @@ def mark(
 ) -> TrainResult:
     """Train `model` in place on `data` with the key's triggers mixed into every batch (seeded by config.seed)."""
     check_key_fits(key, data)
+    choose_triggers_per_batch(k, len(key.marking_indices()), config, len(data))
     mixing = TriggerMixingHook.from_key(key, k=k, seed=config.seed)
     log.info("marking with %d triggers, %d per batch, for %d epochs", len(mixing.labels), k, config.epochs)
     return train(model, data, config, hooks=[mixing, *hooks], progress=progress)

@@ -20,13 +20,12 @@ from fractions import Fraction
 from typing import Any
 
 from ..errors import ModeldeedError
+from .limits import MAX_CLASSES, MAX_SECURITY_BITS, MAX_TRIGGERS, check_count, check_epsilon
 
 
 def exact_epsilon(epsilon: float) -> Fraction:
     """ε as the decimal the user wrote (0.1 -> 1/10), so floor(ε·|T|) has no rounding surprises."""
-    if not 0 <= epsilon < 1 or math.isnan(epsilon):
-        raise ModeldeedError(f"epsilon must lie in [0, 1), got {epsilon}")
-    return Fraction(repr(float(epsilon)))
+    return Fraction(repr(check_epsilon(epsilon)))
 
 
 def max_disagreements(size: int, epsilon: float) -> int:
@@ -40,17 +39,26 @@ def acceptance_threshold(size: int, epsilon: float) -> int:
 
 
 def binomial_tail(trials: int, at_least: int, num_classes: int) -> Fraction:
-    """P[Bin(trials, 1/num_classes) >= at_least], exactly."""
-    if num_classes < 2:
-        raise ModeldeedError(f"a watermark needs at least 2 classes, got {num_classes}")
-    if trials < 0:
-        raise ModeldeedError(f"trials must be >= 0, got {trials}")
+    """P[Bin(trials, 1/num_classes) >= at_least], exactly.
+
+    The terms C(n, k)·(L-1)^(n-k) are built one from the next (C(n, k+1) = C(n, k)·(n-k)/(k+1)), so the
+    cost is one big-integer product a term; `trials` is bounded by MAX_TRIGGERS.
+    """
+    check_count("the number of classes", num_classes, minimum=2, maximum=MAX_CLASSES)
+    check_count("the number of trials", trials, minimum=0)
     if at_least <= 0:
         return Fraction(1)
     if at_least > trials:
         return Fraction(0)
     others = num_classes - 1
-    numerator = sum(math.comb(trials, k) * others ** (trials - k) for k in range(at_least, trials + 1))
+    comb = math.comb(trials, at_least)
+    power = others ** (trials - at_least)
+    numerator = 0
+    for k in range(at_least, trials + 1):
+        numerator += comb * power
+        if k < trials:
+            comb = comb * (trials - k) // (k + 1)
+            power //= others
     return Fraction(numerator, num_classes**trials)
 
 
@@ -86,6 +94,7 @@ class SecurityFigures:
 
 
 def security_figures(size: int, num_classes: int, epsilon: float) -> SecurityFigures:
+    check_count("|T|", size)
     threshold = acceptance_threshold(size, epsilon)
     tail = binomial_tail(size, threshold, num_classes)
     return SecurityFigures(
@@ -98,16 +107,9 @@ def chance_probability(size: int, num_classes: int, epsilon: float) -> float:
     return float(binomial_tail(size, acceptance_threshold(size, epsilon), num_classes))
 
 
-def _meets(size: int, security_bits: int, num_classes: int, epsilon: float) -> bool:
-    tail = binomial_tail(size, acceptance_threshold(size, epsilon), num_classes)
-    return tail.numerator * 2**security_bits <= tail.denominator
-
-
 def _check_feasible(security_bits: int, num_classes: int, epsilon: float) -> Fraction:
-    if security_bits < 0:
-        raise ModeldeedError(f"security level must be >= 0 bits, got {security_bits}")
-    if num_classes < 2:
-        raise ModeldeedError(f"a watermark needs at least 2 classes, got {num_classes}")
+    check_count("the security level in bits", security_bits, minimum=0, maximum=MAX_SECURITY_BITS)
+    check_count("the number of classes", num_classes, minimum=2, maximum=MAX_CLASSES)
     eps = exact_epsilon(epsilon)
     if 1 - eps <= Fraction(1, num_classes):
         raise ModeldeedError(
@@ -139,31 +141,52 @@ def hoeffding_size(security_bits: int, num_classes: int, epsilon: float) -> int:
     return max(1, math.ceil(security_bits * math.log(2) / (2 * gap * gap)))
 
 
+def tail_numerators(top: int, num_classes: int, epsilon: float) -> list[int]:
+    """N_n for n = 1..top, where P_chance(n) = N_n / |L|^n, in one pass of O(1) big-integer steps per size.
+
+    With b(n, k) = C(n, k)·(|L|-1)^(n-k) and N(n, a) = sum_{k >= a} b(n, k): Pascal's rule gives
+    N(n+1, a) = |L|·N(n, a) + b(n, a-1), and raising the threshold gives N(n, a+1) = N(n, a) - b(n, a);
+    b moves along by b(n+1, k) = b(n, k)·(n+1)(|L|-1)/(n+1-k) and b(n, k+1) = b(n, k)·(n-k)/((k+1)(|L|-1)),
+    all exact integer divisions.
+    """
+    eps = exact_epsilon(epsilon)
+    others = num_classes - 1
+    n, a = 1, acceptance_threshold(1, epsilon)  # a = 1: a single trigger must agree
+    total, below = 1, others  # N(1, 1) = 1, b(1, 0) = |L| - 1
+    out = [total]
+    while n < top:
+        total = num_classes * total + below  # N(n+1, a)
+        below = below * (n + 1) * others // (n + 2 - a)  # b(n+1, a-1)
+        n += 1
+        wanted = n - math.floor(eps * n)
+        if wanted == a + 1:
+            at = below * (n - a + 1) // (a * others)  # b(n, a)
+            total -= at
+            below, a = at, a + 1
+        out.append(total)
+    return out
+
+
 def minimum_trigger_set_size(security_bits: int, num_classes: int, epsilon: float, *, stable: bool = True) -> int:
     """The smallest |T| whose chance probability is at most 2^-n (and, if `stable`, stays so for every larger |T|).
 
     The exact tail is a sawtooth in |T|: it falls while floor(ε|T|) stays put and jumps up when it
     grows, so a size just above the plain minimum can fail again (2 classes, ε = 0.1, n = 20: 29 passes,
     30-32 fail). With `stable` (the default) the answer is a size from which on every size is secure.
-    Above `chernoff_size` every size is secure, so we walk down its runs of equal floor(ε|T|) (within a
-    run the tail falls with |T|) to the largest size that fails.
+    Above `chernoff_size` every size is secure, so the tails of every size up to it settle both answers.
     """
-    eps = _check_feasible(security_bits, num_classes, epsilon)
+    _check_feasible(security_bits, num_classes, epsilon)
     top = chernoff_size(security_bits, num_classes, epsilon)
+    if top > MAX_TRIGGERS:
+        raise ModeldeedError(
+            f"2^-{security_bits} with {num_classes} classes and epsilon {epsilon} may need more than "
+            f"{MAX_TRIGGERS:,} triggers (Chernoff bound: {top:,}), more than a key can hold; lower epsilon or the level"
+        )
+    level = 2**security_bits
+    meets = [
+        total * level <= num_classes**size for size, total in enumerate(tail_numerators(top, num_classes, epsilon), 1)
+    ]
     if not stable:
-        return next(size for size in range(1, top + 1) if _meets(size, security_bits, num_classes, epsilon))
-    size = top
-    while size >= 1:
-        allowed = math.floor(eps * size)
-        start = max(1, math.ceil(allowed / eps)) if eps > 0 else 1
-        if not _meets(start, security_bits, num_classes, epsilon):
-            lo, hi = start, size  # lo fails; find the largest failing size in [start, size]
-            while lo < hi:
-                mid = (lo + hi + 1) // 2
-                if _meets(mid, security_bits, num_classes, epsilon):
-                    hi = mid - 1
-                else:
-                    lo = mid
-            return lo + 1
-        size = start - 1
-    return 1
+        return meets.index(True) + 1
+    failing = [size for size, ok in enumerate(meets, 1) if not ok]
+    return failing[-1] + 1 if failing else 1

@@ -1,4 +1,4 @@
-"""Trigger sets: procedurally drawn abstract images, or the user's own pictures, plus PNGs to look at.
+"""Trigger sets: procedurally drawn abstract images, plus PNGs to look at (the user's own pictures: `images`).
 
 Why abstract images (Adi et al. 2018, Section 5.2): they lie outside every class of the data, so any
 label is "wrong" for them by construction, and each one is drawn independently, so opening some
@@ -20,27 +20,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError, file_error
 from ..files import atomic_path
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 def new_seeds(count: int) -> list[int]:
     return [secrets.randbits(128) for _ in range(count)]
 
 
-def random_labels(count: int, num_classes: int) -> torch.Tensor:
-    """Labels uniform over the classes, from the operating system's CSPRNG."""
-    return torch.tensor([secrets.randbelow(num_classes) for _ in range(count)], dtype=torch.int64)
-
-
 def abstract_triggers(count: int, input_shape: Sequence[int], *, seeds: Sequence[int] | None = None) -> torch.Tensor:
     """`count` abstract images of shape C×H×W (float32, each channel 0 or 1), each from its own seed.
 
-    `seeds` exists for reproducible tests; keys always use fresh seeds from `secrets`, which are not kept.
+    Keys pass seeds drawn from `secrets` (and not kept), or, for a demonstration key, derived from its seed.
     """
     channels, height, width = (int(d) for d in input_shape)
     seeds = list(seeds) if seeds is not None else new_seeds(count)
@@ -117,42 +109,6 @@ def _colour_field(rng: np.random.Generator, height: int, width: int) -> np.ndarr
     grid = int(rng.integers(2, 7))
     coarse = rng.integers(0, 256, (grid, grid, 3), dtype=np.uint8)
     return np.asarray(Image.fromarray(coarse, "RGB").resize((width, height), Image.Resampling.BICUBIC))
-
-
-def load_trigger_images(folder: str | Path, input_shape: Sequence[int], count: int | None = None) -> torch.Tensor:
-    """The user's own trigger images: every image file in `folder`, resized to H×W, as C×H×W floats.
-
-    With `count`, that many are picked at random (by `secrets`) without replacement.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    channels, height, width = (int(d) for d in input_shape)
-    if channels not in (1, 3):
-        raise DataError(f"trigger images from a folder need 1 or 3 channels; the data has {channels}")
-    root = Path(folder)
-    if not root.is_dir():
-        raise file_error(DataError, root, "trigger image folder not found")
-    files = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if count is not None:
-        if count > len(files):
-            raise file_error(DataError, root, f"holds {len(files)} images, {count} were asked for")
-        order = list(range(len(files)))
-        secrets.SystemRandom().shuffle(order)
-        files = [files[i] for i in sorted(order[:count])]
-    if not files:
-        raise file_error(DataError, root, f"no images found (looked for {', '.join(IMAGE_SUFFIXES)})")
-    arrays = []
-    for file in files:
-        try:
-            with Image.open(file) as img:
-                img = img.convert("L" if channels == 1 else "RGB")
-                if img.size != (width, height):
-                    img = img.resize((width, height), Image.Resampling.LANCZOS)
-                array = np.asarray(img, dtype=np.uint8)
-        except (UnidentifiedImageError, OSError) as exc:
-            raise file_error(DataError, file, f"not a readable image ({exc})") from None
-        arrays.append(array[None] if array.ndim == 2 else array.transpose(2, 0, 1))
-    return torch.from_numpy(np.stack(arrays)).to(torch.float32).div_(255.0)
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
