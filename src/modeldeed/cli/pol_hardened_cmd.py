@@ -59,6 +59,19 @@ def add_hardened_options(parser: argparse.ArgumentParser) -> None:
         help="the proof commitment the prover published (`pol commit-proof`): the proof must match it",
     )
     g.add_argument(
+        "--commitment-receipt",
+        metavar="FILE",
+        help="the registry receipt of the proof's commitment: checked offline (--log-key) against the commitment "
+        "recomputed from the proof; the challenge then draws on the log's beacon (one draw per registration)",
+    )
+    g.add_argument(
+        "--statement-receipt",
+        metavar="FILE",
+        help="the registry receipt of the training statement: it must register the statement in force, before the "
+        "commitment",
+    )
+    g.add_argument("--log-key", metavar="PUB", help="the transparency log's public key file (for the receipts)")
+    g.add_argument(
         "--soundness-bits",
         type=float,
         default=DEFAULT_SOUNDNESS_BITS,
@@ -101,11 +114,30 @@ def hardening_from_args(args: argparse.Namespace) -> Hardening | None:
     switches = {name: name not in args.skip_hardened for name in HARDENED_SWITCHES}
     return Hardening(
         statement=load_statement(args.statement) if args.statement else None,
+        receipts=receipts_from_args(args.commitment_receipt, args.statement_receipt, args.log_key),
         soundness_bits=args.soundness_bits,
         min_fabricated=args.min_fabricated,
         commitment=load_commitment(args.commitment) if args.commitment else None,
         top_q=args.top_q,
         **switches,
+    )
+
+
+def receipts_from_args(commitment: str | None, statement: str | None, log_key: str | None):  # type: ignore[no-untyped-def]
+    """`pol.registration.Receipts` from receipt files and the log's key (None without receipts)."""
+    if commitment is None and statement is None:
+        if log_key:
+            raise ModeldeedError("--log-key checks --commitment-receipt / --statement-receipt; give one of them")
+        return None
+    if not log_key:
+        raise ModeldeedError("receipts are checked offline with the log's public key: pass --log-key PUB")
+    from ..pol.registration import Receipts
+    from ..registry import load_log_key, load_receipt
+
+    return Receipts(
+        load_log_key(log_key),
+        load_receipt(commitment) if commitment else None,
+        load_receipt(statement) if statement else None,
     )
 
 

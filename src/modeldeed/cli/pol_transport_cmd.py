@@ -11,6 +11,7 @@ import argparse
 
 from ..errors import ModeldeedError
 from .common import add_trust_option
+from .pol_hardened_cmd import receipts_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,6 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("proof", metavar="PROOF", help="a proof directory (holding proof.json)")
     o.add_argument("--commitment", required=True, metavar="FILE", help="the commitment of `pol commit-proof`")
     o.add_argument("--out", required=True, metavar="DIR", help="a new directory for the opened proof")
+    o.add_argument(
+        "--receipt",
+        metavar="FILE",
+        help="the registry receipt of the commitment (checked with --log-key): the challenge draws on its beacon",
+    )
+    o.add_argument("--log-key", metavar="PUB", help="the transparency log's public key file (for --receipt)")
     o.add_argument(
         "--soundness-bits",
         type=float,
@@ -90,10 +97,20 @@ def run_open(args: argparse.Namespace) -> int:
     if not (Path(args.proof) / PROOF_FILE).exists():
         raise ModeldeedError(f"{args.proof}: not a finished proof directory (no {PROOF_FILE})")
     commitment = load_commitment(args.commitment)
+    beacon = None
+    receipts = receipts_from_args(args.receipt, None, args.log_key)
+    if receipts is not None:
+        from ..pol.registration import bind
+
+        binding = bind(receipts, commitment, None)
+        if binding.problems:
+            raise ModeldeedError(f"{args.receipt}: " + "; ".join(binding.problems))
+        beacon = binding.beacon
     challenge, written = open_proof(
         args.proof,
         args.out,
         commitment=commitment,
+        beacon=beacon,
         soundness_bits=args.soundness_bits,
         min_fabricated=args.min_fabricated,
         ends=not args.starts_only,

@@ -192,12 +192,20 @@ def check_commitment(ctx: VerificationContext) -> CheckResult:
         problems.append(
             f"the commitment names statement {commitment.statement_id}, not the trusted {statement.id[:16]}..."
         )
+    beacon = hardening.beacon
+    if hardening.receipts is not None:
+        from .registration import bind
+
+        binding = bind(hardening.receipts, commitment, statement_in_force(ctx)[0])
+        problems.extend(binding.problems)
+        ctx.notes.extend(binding.notes)
+        beacon = binding.beacon if binding.beacon is not None else beacon
     ctx.challenge = derive_challenge(
         bytes.fromhex(commitment.root),
         commitment.intervals,
         soundness_bits=hardening.soundness_bits,
         min_fabricated=hardening.min_fabricated,
-        beacon=hardening.beacon,
+        beacon=beacon,
     )
     ctx.notes.append("challenge: " + ctx.challenge.describe())
     if source.opened:

@@ -31,6 +31,7 @@ from .intervals import IntervalSelector, top_q_per_epoch
 
 if TYPE_CHECKING:
     from .commitment import ProofCommitment
+    from .registration import Receipts
     from .statement import TrainingStatement
 
 # Normalised delta (a fraction of d_ref), the paper's form of the threshold. Replays with the recording's thread
@@ -61,6 +62,9 @@ class Hardening:
         soundness_bits, min_fabricated: size of the challenge (`pol.challenge.challenge_size`).
         beacon: the registry's beacon for the registered commitment (`registry.registration_beacon`); None:
             the challenge is drawn offline from the commitment root.
+        receipts: registry receipts of the commitment and the statement and the log's key
+            (`pol.registration.Receipts`): checked offline against the commitment and statement the verifier
+            recomputes; the commitment's beacon then draws the challenge (it takes the place of `beacon`).
         commitment: the commitment the prover published (or registered); the proof must match it.
         top_q: also replay the top_q largest updates (l2) per epoch of a full proof. Prover-influenced (he
             chooses the update sizes), so never counted towards soundness; it catches a lone large jump.
@@ -72,6 +76,7 @@ class Hardening:
     soundness_bits: float = DEFAULT_SOUNDNESS_BITS
     min_fabricated: float = DEFAULT_MIN_FABRICATED
     beacon: bytes | None = None
+    receipts: Receipts | None = None
     commitment: ProofCommitment | None = None
     top_q: int = 1
     allowed_straight_pairs: int = 1
@@ -104,6 +109,12 @@ class Hardening:
             "soundness_bits": self.soundness_bits,
             "min_fabricated": self.min_fabricated,
             "beacon": None if self.beacon is None else self.beacon.hex(),
+            "receipts": None
+            if self.receipts is None
+            else {
+                "commitment": None if self.receipts.commitment is None else self.receipts.commitment.entry.index,
+                "statement": None if self.receipts.statement is None else self.receipts.statement.entry.index,
+            },
             "commitment": None if self.commitment is None else self.commitment.id,
             "top_q": self.top_q,
             "allowed_straight_pairs": self.allowed_straight_pairs,

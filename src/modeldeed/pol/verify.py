@@ -4,7 +4,8 @@ Paper: Jia et al., "Proof-of-Learning: Definitions and Practice" (IEEE S&P 2021)
 Threat model: the prover wrote every file of the proof; the verifier has the dataset the proof claims
 and trusts its own copy of modeldeed and PyTorch. The checks (`pol.checks`, `pol.hardened`) run in this
 order, each reported on its own: integrity (always; for an opened proof: every Merkle path), settings and
-commitment (hardened), schedule, batch_order, data, dataset_membership (hardened), initialisation (KS),
+commitment (hardened), schedule, batch_order, data, dataset_membership (hardened), initialisation (KS; the
+hardened policy replaces it by the exact initialisation_seed),
 initialisation_seed and frozen_tensors (hardened), replay, update_profile (hardened), final_model (with
 `final_model`), then the policy's extra checks.
 
@@ -110,7 +111,8 @@ def checks_of(policy: VerificationPolicy, opened: bool) -> list[Check]:
         chosen.append(check_data)
     if hardened is not None and hardened.dataset_membership:
         chosen.append(check_dataset_membership)
-    if policy.check_initialisation and not opened:
+    exact_w0 = hardened is not None and hardened.initialisation_seed
+    if policy.check_initialisation and not opened and not exact_w0:  # W_0 re-derived exactly needs no statistics
         chosen.append(check_initialisation)
     if hardened is not None and hardened.initialisation_seed:
         chosen.append(check_initialisation_seed)
