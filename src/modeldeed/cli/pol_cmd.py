@@ -276,7 +276,7 @@ def print_verdict(verdict, metrics, threads_note: str | None) -> None:  # type: 
             detail = "bit-identical" if interval.accepted else "not bit-identical"
         else:
             detail = "error / d_ref: " + ", ".join(
-                f"{m} {interval.normalised_error[m]:.3g}" for m in metrics if m in interval.error
+                f"{m} {interval.normalised_error[m]:.3g}" for m in metrics if m in interval.normalised_error
             )
         print(
             f"  interval {interval.index} (steps {interval.start_step}-{interval.end_step}){why}: {interval.mode}, "

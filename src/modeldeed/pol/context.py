@@ -63,7 +63,14 @@ class IntervalResult:
 
     @property
     def normalised_error(self) -> dict[str, float]:
-        return {m: self.error[m] / self.d_ref[m] if self.d_ref.get(m, 0) > 0 else float("inf") for m in self.error}
+        """error / d_ref per metric where d_ref is known (an exact replay needs none: its bound is 0)."""
+        out = {}
+        for m, e in self.error.items():
+            if self.d_ref.get(m, 0) > 0:
+                out[m] = e / self.d_ref[m]
+            elif e == 0:
+                out[m] = 0.0
+        return out
 
     @property
     def relative_error(self) -> dict[str, float]:
