@@ -410,21 +410,26 @@ class OpenedSource:
                 problems.append(f"interval {interval.index}: its start checkpoint is not opened")
         if not {0, last} <= opened:
             problems.append("the leaves of W_0 and of the last checkpoint are not opened")
-        samples = self.samples()
+        self.samples()  # hash-checks and validates the opened stored samples
         used = {n for _, r in self.records() for n in r.stored}
         if used - set(doc.samples.numbers if doc.samples else ()):
             problems.append(f"stored samples {sorted(used)[:5]} are used but not opened")
-        del samples
         return result("integrity", problems)
 
 
-def load_opened(directory: str | Path, *, trust_code: bool = False) -> tuple[OpenedSource, str]:
+def load_opened(directory: str | Path) -> tuple[OpenedSource, str]:
     """Read an opened proof; its id is the commitment's."""
     directory = Path(directory)
     path = directory / OPENED_FILE
     doc = load_document(OpenedDoc, path, within=directory, max_bytes=MAX_PROOF_BYTES)
     header = header_from_doc(doc.header, path)
-    del trust_code
+    seen = set()
+    for interval in doc.intervals:
+        if interval.index in seen or len(interval.steps.indices) != interval.end - interval.first:
+            raise file_error(
+                FormatError, path, f"interval {interval.index} is opened twice or does not hold its end - first steps"
+            )
+        seen.add(interval.index)
     numbers = doc.samples.numbers if doc.samples else []
     if any(b <= a for a, b in zip(numbers, numbers[1:])):
         raise file_error(FormatError, path, "field 'samples.numbers' must increase strictly")

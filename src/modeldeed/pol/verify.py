@@ -153,7 +153,7 @@ def verify_proof(
         if opened:
             if policy.hardening is None:
                 raise ModeldeedError(f"{directory}: an opened proof is verified with the hardened policy (--hardened)")
-            source, proof_id = load_opened(directory, trust_code=trust_code)
+            source, proof_id = load_opened(directory)
         else:
             proof, proof_id = load_proof(directory)
             source = FullSource(directory, proof)
