@@ -54,9 +54,9 @@ def owner_run(env, name: str, *, statement_first: bool):  # type: ignore[no-unty
 def test_a_registered_commitment_draws_its_challenge_from_the_log(env, capsys):
     root = owner_run(env, "owner", statement_first=True)
     receipt = load_receipt(root / "commitment.receipt.json")
-    assert receipt.entry.kind == "pol-commitment" and receipt.entry.digest == load_commitment(
-        root / "commitment.json"
-    ).id
+    assert (
+        receipt.entry.kind == "pol-commitment" and receipt.entry.digest == load_commitment(root / "commitment.json").id
+    )
     bound = ["--commitment-receipt", str(root / "commitment.receipt.json"), "--log-key", env["pub"]]
     bound += ["--statement-receipt", str(root / "statement.receipt.json")]
     verify = ["pol", "verify", str(root / "proof"), "--hardened", "--statement", str(root / "commit"), *QUIET]
@@ -69,8 +69,9 @@ def test_a_registered_commitment_draws_its_challenge_from_the_log(env, capsys):
     assert not any("not bound in time" in n for n in verdict["notes"])
     # the prover opens for that challenge; a verifier with the receipts accepts the opened part alone
     opened = root / "opened"
-    assert main(["pol", "open", str(root / "proof"), "--commitment", str(root / "commitment.json"), "--receipt",
-                 str(root / "commitment.receipt.json"), "--log-key", env["pub"], "--out", str(opened)]) == 0  # fmt: skip
+    open_ = ["pol", "open", str(root / "proof"), "--commitment", str(root / "commitment.json")]
+    open_ += ["--receipt", str(root / "commitment.receipt.json"), "--log-key", env["pub"], "--out", str(opened)]
+    assert main(open_) == 0
     verify_opened = ["pol", "verify", str(opened), "--hardened", "--statement", str(root / "commit"), *QUIET]
     assert main([*verify_opened, *bound]) == 0
     # without the receipt the verifier draws offline: not what was opened
@@ -89,6 +90,6 @@ def test_a_statement_registered_after_the_commitment_is_not_bound_in_time(env, c
     bound = ["--commitment-receipt", str(root / "commitment.receipt.json"), "--log-key", env["pub"]]
     bound += ["--statement-receipt", str(root / "statement.receipt.json")]
     capsys.readouterr()
-    code = main(["pol", "verify", str(root / "proof"), "--hardened", "--statement", str(root / "commit"), *bound, *QUIET])
-    assert code == 1
+    verify = ["pol", "verify", str(root / "proof"), "--hardened", "--statement", str(root / "commit")]
+    assert main([*verify, *bound, *QUIET]) == 1
     assert "after the proof commitment" in capsys.readouterr().out
