@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import torch
-from common import FASHION_DIR
 
 from modeldeed.data import load_dataset
 from modeldeed.models import build_model, spec_for_data
@@ -60,7 +59,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    data = load_dataset(args.data, args.data_dir or (FASHION_DIR if args.data == "fashion-mnist" else None)).train
+    data = load_dataset(args.data, args.data_dir).train  # fashion-mnist: --data-dir, $MODELDEED_DATA or Debian's
     if args.samples:
         data = data.subset(range(min(args.samples, len(data))))
     spec = spec_for_data(args.model, data.input_shape, data.num_classes, args.model_args)

@@ -230,7 +230,7 @@ def test_an_opened_proof_without_end_checkpoints_needs_an_exact_replay(long_proo
 def test_offline_grinding_of_a_committed_bit_and_what_still_stops_it(two_threads, digits, tmp_path):
     """The documented limit of an offline challenge: with one fabricated interval of 23, grinding one bit of a
     committed checkpoint finds a draw that misses it in a few tries. Only the top-q addition (the fabricated jump
-    to W_T is the largest update of its epoch) or a registered commitment's beacon stops it."""
+    to W_T stands out against its epoch's updates) or a registered commitment's beacon stops it."""
     config = TrainConfig(epochs=2, batch_size=64, seed=3)
     spoof = make_spoof(
         "grind-challenge", epochs=2, k=2, seed=3, fabricated=0.01, grind="checkpoint", tries=100, progress=False

@@ -89,10 +89,10 @@ def add_hardened_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--top-q",
         type=int,
-        default=1,
+        default=2,
         metavar="Q",
-        help="also replay the Q largest updates per epoch (l2) of a full proof: an addition, not counted towards "
-        "soundness (default: 1; 0: none)",
+        help="also replay the Q intervals of a full proof whose update is largest against their epoch's median "
+        "(l2): an addition that catches a lone jump, not counted towards soundness (default: 2; 0: none)",
     )
     g.add_argument(
         "--skip-hardened",

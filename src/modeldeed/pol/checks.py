@@ -19,7 +19,7 @@ from ..training import augment_seed, batch_indices
 from .compare import Tolerance, compare
 from .context import CheckResult, IntervalResult, VerificationContext, listed, result
 from .initialisation import failing_layers, ks_tests
-from .intervals import StraightLines, trained_vector, update_sizes
+from .intervals import StraightLines, outliers, trained_vector, update_sizes
 from .proof import MAX_DELTA_CHAIN
 from .replay import ReplayMismatch, build_checked_model, replay
 from .source import FullSource
@@ -230,7 +230,7 @@ def selection(ctx: VerificationContext) -> dict[int, tuple[str, ...]]:
         if policy.hardening is None:
             picks = policy.selector(ctx.intervals, policy.q, policy.metrics, ctx.proof_id)
         elif policy.hardening.top_q > 0:
-            picks = policy.selector(ctx.intervals, policy.hardening.top_q, ("l2",), ctx.proof_id)
+            picks = outliers(ctx.intervals, policy.hardening.top_q)
         else:
             picks = []
         for index in picks:

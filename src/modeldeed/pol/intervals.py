@@ -108,6 +108,26 @@ def top_q_per_epoch(intervals: Sequence[IntervalInfo], q: int, metrics: Sequence
     return sorted(chosen)
 
 
+def outliers(intervals: Sequence[IntervalInfo], q: int, metric: str = "l2") -> list[int]:
+    """The q intervals whose update is largest relative to the median update of their epoch (ties: earlier first).
+
+    A lone jump (a stolen model reached in one interval) stands out against its own epoch however late it comes,
+    where honest updates have shrunk; q intervals cost the same whatever the proof's length.
+    """
+    import statistics
+
+    medians: dict[int, float] = {}
+    for epoch in {i.epoch for i in intervals}:
+        medians[epoch] = statistics.median(i.update[metric] for i in intervals if i.epoch == epoch)
+
+    def ratio(info: IntervalInfo) -> float:
+        median = medians[info.epoch]
+        return info.update[metric] / median if median > 0 else (0.0 if info.update[metric] == 0 else float("inf"))
+
+    ranked = sorted(intervals, key=lambda i: (-ratio(i), i.index))
+    return sorted(i.index for i in ranked[: max(q, 0)])
+
+
 def all_intervals(intervals: Sequence[IntervalInfo], q: int, metrics: Sequence[str], proof_id: str) -> list[int]:
     return [i.index for i in intervals]
 

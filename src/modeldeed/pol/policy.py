@@ -66,8 +66,9 @@ class Hardening:
             (`pol.registration.Receipts`): checked offline against the commitment and statement the verifier
             recomputes; the commitment's beacon then draws the challenge (it takes the place of `beacon`).
         commitment: the commitment the prover published (or registered); the proof must match it.
-        top_q: also replay the top_q largest updates (l2) per epoch of a full proof. Prover-influenced (he
-            chooses the update sizes), so never counted towards soundness; it catches a lone large jump.
+        top_q: also replay the top_q intervals of a full proof whose update (l2) is largest relative to the median
+            of their epoch (`intervals.outliers`). Prover-influenced (he chooses the update sizes), so never counted
+            towards soundness; it catches a lone large jump, at a cost that does not grow with the proof.
         allowed_straight_pairs: pairs of consecutive parallel, equal updates tolerated (update_profile).
         the switches: each hardened check on or off.
     """
@@ -78,7 +79,7 @@ class Hardening:
     beacon: bytes | None = None
     receipts: Receipts | None = None
     commitment: ProofCommitment | None = None
-    top_q: int = 1
+    top_q: int = 2
     allowed_straight_pairs: int = 1
     settings: bool = True
     initialisation_seed: bool = True
