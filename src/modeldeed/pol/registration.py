@@ -10,9 +10,9 @@ proof it verifies), never from the receipt, and requires:
   `registry.registration_beacon`, the SHA-256 of the log's signed checkpoint that first includes the entry —
   then enters the challenge, one draw per registration, unknown to the prover before it;
 - the statement's receipt to register exactly the statement in force (kind `pol-statement`), before the
-  commitment. Without receipts of the training's own steps, the commitment's registration is the latest
-  moment the training can be shown to have finished by, so the statement must precede it: a statement made
-  after the model was stolen would come after a commitment to the stolen proof, or not be believed.
+  commitment and by the same submitter. Without receipts of the training's own steps, the commitment's
+  registration is the latest moment the training can be shown to have finished by, so the statement must
+  precede it: a statement made after the model was stolen would come after a commitment to the stolen proof.
 
 Registered digests: the statement id (SHA-256 of statement.json's canonical JSON, `TrainingStatement.id`) and
 the commitment id (SHA-256 of the commitment's canonical JSON, `ProofCommitment.id`).
@@ -98,6 +98,11 @@ def bind(receipts: Receipts, commitment: ProofCommitment, statement: TrainingSta
             if registered_statement is not None:
                 notes.append(f"the training statement was {registered_statement.sentence()}")
     if registered_statement is not None and registered_commitment is not None:
+        if registered_statement.submitter_key != registered_commitment.submitter_key:
+            problems.append(
+                f"the statement was registered by {registered_statement.fingerprint}, the commitment by "
+                f"{registered_commitment.fingerprint}: one owner registers both"
+            )
         if not registered_statement.precedes(registered_commitment):
             problems.append(
                 f"the training statement was registered (entry {registered_statement.index}, "
