@@ -24,7 +24,6 @@ from .proof import MAX_DELTA_CHAIN
 from .replay import ReplayMismatch, build_checked_model, replay
 from .source import FullSource
 from .state import (
-    MODEL_PREFIX,
     RNG_CPU,
     SCHEDULER_LR,
     SCHEDULER_STEP,
@@ -419,15 +418,3 @@ def progress_bar(total: int, desc: str, enabled: bool):  # type: ignore[no-untyp
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="interval", disable=None, dynamic_ncols=True)
-
-
-__all__ = [
-    "MODEL_PREFIX",
-    "check_batch_order",
-    "check_data",
-    "check_final_model",
-    "check_initialisation",
-    "check_integrity",
-    "check_replay",
-    "check_schedule",
-]

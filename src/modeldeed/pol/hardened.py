@@ -28,7 +28,6 @@ import math
 
 import torch
 
-from ..errors import FormatError
 from ..files import canonical_json
 from .challenge import derive_challenge
 from .checks import initial_of
@@ -351,6 +350,3 @@ def relative(error: float, update: float) -> float:
     if update > 0:
         return error / update
     return 0.0 if error == 0 else math.inf
-
-
-__all__ = ["HARDENED_CHECKS", "FormatError"]
