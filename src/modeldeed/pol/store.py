@@ -88,15 +88,30 @@ def load_sample_file(
     return x, y
 
 
+DEFAULT_CACHE_BYTES = 256 << 20
+
+
 class ProofStore:
-    """Random access to a proof's checkpoints (delta chains resolved, a few decoded ones cached)."""
+    """Random access to a proof's checkpoints (delta chains resolved, decoded ones cached).
+
+    The cache keeps the most recently used checkpoints up to `cache_bytes` (and at least `cache_size` of them):
+    a verifier decodes every checkpoint once in order, then replays a few intervals anywhere in the proof,
+    and a small model's whole proof fits, so nothing is decoded twice.
+    """
 
     def __init__(
-        self, directory: str | Path, proof: Proof, cache_size: int = 3, allowed: TensorRule | None = None
+        self,
+        directory: str | Path,
+        proof: Proof,
+        cache_size: int = 3,
+        allowed: TensorRule | None = None,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
         self.directory = Path(directory)
         self.proof = proof
         self.cache_size = max(cache_size, 1)
+        self.cache_bytes = cache_bytes
+        self._bytes = 0
         self.allowed = allowed
         self._cache: OrderedDict[int, dict[str, torch.Tensor]] = OrderedDict()
         self._samples: StoredSamples | None = None
@@ -146,10 +161,13 @@ class ProofStore:
         return index - 1
 
     def _remember(self, index: int, tensors: dict[str, torch.Tensor]) -> None:
+        if index not in self._cache:
+            self._bytes += size_of(tensors)
         self._cache[index] = tensors
         self._cache.move_to_end(index)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        while len(self._cache) > self.cache_size and self._bytes > self.cache_bytes:
+            _, dropped = self._cache.popitem(last=False)
+            self._bytes -= size_of(dropped)
 
     def samples(self) -> StoredSamples | None:
         """All stored samples (validated against the dataset's shape and classes), or None if there are none."""
@@ -163,6 +181,10 @@ class ProofStore:
             ys.append(y)
         self._samples = StoredSamples(torch.cat(xs), torch.cat(ys))
         return self._samples
+
+
+def size_of(tensors: dict[str, torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
 def batch_tensors(
