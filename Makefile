@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 TORCH_FALLBACK_INDEX := https://download.pytorch.org/whl/cpu
 
-.PHONY: install test demo bench lint clean
+.PHONY: install test demo bench lint clean fuzz
 
 install: $(STAMP)
 
@@ -25,13 +25,21 @@ test: install
 	$(BIN)/python -m pytest -q
 
 demo: install
-	$(BIN)/modeldeed demo --out demo
+	$(BIN)/modeldeed demo   # a fresh demo/run-<UTC time> each time: an earlier run and its report stay as they were
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py
 
+# Long fuzzing runs (atheris/libFuzzer), FUZZ_SECONDS per target (default 600): `FUZZ_SECONDS=60 make fuzz`.
+# Seed corpora are made from real files by fuzz/make_seeds.py; findings land in fuzz/crashes/.
+FUZZ_SECONDS ?= 600
+fuzz: install
+	$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/python -m pip install --quiet atheris
+	cd fuzz && ../$(BIN)/python make_seeds.py
+	FUZZ_SECONDS=$(FUZZ_SECONDS) PYTHON=../$(BIN)/python fuzz/run.sh
+
 lint: install
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks fuzz
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache
+	rm -rf $(VENV) demo .pytest_cache fuzz/corpus fuzz/work fuzz/logs

@@ -25,6 +25,23 @@ def _restore_threads():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory):
+    """One reduced demo run (about 16 CPU seconds), shared by the report tests: (run directory, results)."""
+    from modeldeed.experiments.demo import DemoSetting, run_demo
+
+    run = tmp_path_factory.mktemp("demo") / "run"
+    setting = DemoSetting(
+        epochs=8,
+        attack_epochs=2,
+        attacks=("ftll", "piracy-ftal", "prune-0.6"),
+        sweeps=("prune",),
+        spoof_methods=("infinitesimal",),
+        checkpoint_every=30,
+    )
+    return run, run_demo(run, setting, progress=False)
+
+
 # ------------------------------------------------------------------ the registry's databases
 
 

@@ -30,7 +30,7 @@ def test_train_then_evaluate(tmp_path, capsys):
     [
         (["train", "--data", "imagenet", "--out", "x"], "unknown dataset 'imagenet'"),
         (["train", "--data", "digits", "--model", "vgg", "--out", "x"], "unknown model 'vgg'"),
-        (["train", "--data", "digits", "--batch-size", "0", "--out", "x"], "batch size must be >= 1"),
+        (["train", "--data", "digits", "--batch-size", "0", "--out", "x"], "argument --batch-size: must lie in [1, "),
         (["train", "--data", "digits", "--milestones", "a,b", "--out", "x"], "--milestones must be comma-separated"),
         (["evaluate", "does/not/exist", "--data", "digits"], "does/not/exist: model directory not found"),
     ],

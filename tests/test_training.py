@@ -152,7 +152,7 @@ def test_last_layer_only(digits):
 
 
 def test_bad_settings_are_rejected(digits):
-    with pytest.raises(ModeldeedError, match="batch size must be >= 1"):
+    with pytest.raises(ModeldeedError, match=r"batch size must lie in \[1, "):
         TrainConfig(batch_size=0)
     with pytest.raises(ModeldeedError, match="momentum must lie in"):
         TrainConfig(momentum=1.5)

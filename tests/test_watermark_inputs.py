@@ -24,6 +24,7 @@ from modeldeed.watermark import (
     image_files,
     keygen,
     load_marking_key,
+    load_verification_key,
     mark,
     minimum_trigger_set_size,
     pkeygen,
@@ -118,6 +119,22 @@ def test_hostile_key_asking_for_huge_images_is_refused_before_reading(tmp_path: 
     (keys / "marking_key.json").write_text(json.dumps(doc))
     with pytest.raises(FormatError, match="marking_key.safetensors: 12 trigger images of shape .* need 576 MiB"):
         load_marking_key(keys)
+
+
+@pytest.mark.parametrize(
+    "format_value, version", [([[[]]], True), ({"a": 1}, 1), ("modeldeed.watermark.verification-key", True)]
+)
+def test_key_header_of_the_wrong_types_is_bad_input_not_a_crash(tmp_path: Path, format_value, version) -> None:
+    """Found by fuzz_watermark_keys: a list as `format` crashed the old-version lookup; `true` passed as 1."""
+    keys = save_key_pair(tmp_path / "k", *keygen(CLASSES, SHAPE, size=12), pngs=False)
+    for name, loader in (("verification_key.json", load_verification_key), ("marking_key.json", load_marking_key)):
+        doc = json.loads((keys / name).read_text())
+        original = dict(doc)
+        doc.update(format=format_value, version=version)
+        (keys / name).write_text(json.dumps(doc))
+        with pytest.raises(FormatError, match=name.replace(".", r"\.")):
+            loader(keys)
+        (keys / name).write_text(json.dumps(original))
 
 
 def write_png(path: Path, array: np.ndarray) -> Path:

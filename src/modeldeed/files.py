@@ -22,18 +22,42 @@ if TYPE_CHECKING:  # PyTorch is imported only by the functions that handle tenso
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; it is renamed onto `path` only if the block succeeds."""
+    """Yield a temporary path next to `path`; it is renamed onto `path` only if the block succeeds.
+
+    Whatever happens in the block, the temporary file is gone afterwards. An OSError (disk full, file too
+    large, read-only directory, permission denied) comes out as an OSError that names `path` (see
+    `write_error`), so the CLI can say which file could not be written.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise write_error(path, exc) from None
     tmp = Path(tmp_name)
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:
+        raise write_error(path, exc) from None
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def write_error(path: str | Path, exc: OSError) -> OSError:
+    """The same OSError (same type and errno, so callers can still tell ENOSPC from EACCES), naming `path`.
+
+    Errors from `write()` and `fsync()` carry no file name; a reader of "No space left on device" needs to
+    know which file was being written.
+    """
+    if exc.filename is not None and str(exc.filename) == str(path):
+        return exc
+    error = type(exc)(exc.errno, exc.strerror or str(exc), str(path)) if exc.errno else OSError(str(exc))
+    if not exc.errno:
+        error.filename = str(path)
+    return error
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
@@ -87,6 +111,7 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
 
 DEFAULT_JSON_BYTES = 16 << 20  # documents (keys, statements, receipts, model.json); bigger formats pass their own
 DEFAULT_JSON_DEPTH = 32
+DEFAULT_JSON_MEMORY = 256 << 20  # estimated Python objects of one decoded document (json_memory_estimate)
 MAX_SAFETENSORS_HEADER = 100 << 20
 
 
@@ -96,7 +121,8 @@ def _fail(path: str | Path, problem: str) -> Exception:
     return file_error(FormatError, path, problem)
 
 
-def _inside(path: Path, within: Path) -> bool:
+def inside(path: str | Path, within: str | Path) -> bool:
+    """Whether `path`, with every symbolic link resolved, is `within` or below it."""
     real, root = os.path.realpath(path), os.path.realpath(within)
     return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
@@ -125,7 +151,7 @@ def sha256_regular_file(path: str | Path, *, max_bytes: int, within: str | Path 
 
 def _regular_chunks(path: str | Path, *, max_bytes: int, within: str | Path | None) -> Iterator[bytes]:
     path = Path(path)
-    if within is not None and not _inside(path, Path(within)):
+    if within is not None and not inside(path, within):
         raise _fail(path, f"is outside {within} (a symbolic link out of the directory is not followed)")
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
     try:
@@ -137,6 +163,8 @@ def _regular_chunks(path: str | Path, *, max_bytes: int, within: str | Path | No
     except OSError as exc:
         raise _fail(path, f"cannot be opened ({exc.strerror or exc})") from None
     try:
+        if within is not None and not _opened_inside(fd, within):
+            raise _fail(path, f"is outside {within} (it was replaced by a link while being opened)")
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise _fail(path, f"is not a regular file ({_file_kind(info.st_mode)})")
@@ -158,6 +186,16 @@ def _regular_chunks(path: str | Path, *, max_bytes: int, within: str | Path | No
         os.close(fd)
 
 
+def _opened_inside(fd: int, within: str | Path) -> bool:
+    """Where the open descriptor really points (Linux: /proc/self/fd): closes the window between the check of
+    the path and the open, in which a link could be swapped in. Elsewhere the check of the path stands."""
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return True
+    return inside(target, within)
+
+
 def _file_kind(mode: int) -> str:
     for test, name in (
         (stat.S_ISDIR, "a directory"),
@@ -172,11 +210,25 @@ def _file_kind(mode: int) -> str:
 
 
 def parse_json_bytes(
-    data: bytes, source: str | Path, *, max_depth: int = DEFAULT_JSON_DEPTH, max_bytes: int = DEFAULT_JSON_BYTES
+    data: bytes,
+    source: str | Path,
+    *,
+    max_depth: int = DEFAULT_JSON_DEPTH,
+    max_bytes: int = DEFAULT_JSON_BYTES,
+    max_memory: int = DEFAULT_JSON_MEMORY,
 ) -> Any:
-    """Decode JSON strictly: UTF-8, no NaN/Infinity, no duplicate keys, no lone surrogates, bounded depth."""
+    """Decode JSON strictly: UTF-8, no NaN/Infinity, no duplicate keys, no lone surrogates, bounded depth,
+    and an estimate of the Python objects it becomes within `max_memory` bytes (see `json_memory_estimate`).
+    """
     if len(data) > max_bytes:
         raise _fail(source, f"is {len(data)} bytes, more than the {max_bytes} allowed for it")
+    estimate = json_memory_estimate(data)
+    if estimate > max_memory:
+        raise _fail(
+            source,
+            f"would take about {estimate >> 20} MiB as Python objects, more than the {max_memory >> 20} MiB "
+            "allowed for it (too many JSON values)",
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -193,17 +245,30 @@ def parse_json_bytes(
     return obj
 
 
+def json_memory_estimate(data: bytes) -> int:
+    """An upper estimate of the memory (bytes) that decoding `data` as JSON takes, from four fast byte counts.
+
+    Why: Python spends 40-250 bytes on each JSON value, so 16 MB of `[],[],...` or `{"a":{}},...` becomes a
+    gigabyte of objects and takes a minute to check. Every value but the first follows a comma or a colon or
+    opens a container, so counting `,` `:` `[` `{` bytes bounds the values from above (such bytes inside
+    strings only make the estimate larger); each is weighed by what its object costs on CPython (a value in a
+    list ~40-60 B, a key string ~60 B, a list ~70 B, a dict ~230 B), plus the bytes and the decoded text.
+    """
+    counts = (data.count(b","), data.count(b":"), data.count(b"["), data.count(b"{"))
+    return 2 * len(data) + 64 * counts[0] + 64 * counts[1] + 72 * counts[2] + 232 * counts[3]
+
+
 def read_json_object(
     path: str | Path,
     *,
     within: str | Path | None = None,
     max_bytes: int = DEFAULT_JSON_BYTES,
     max_depth: int = DEFAULT_JSON_DEPTH,
+    max_memory: int = DEFAULT_JSON_MEMORY,
 ) -> dict[str, Any]:
     """Read a JSON file that must hold an object, through `read_regular_file` and `parse_json_bytes`."""
-    obj = parse_json_bytes(
-        read_regular_file(path, max_bytes=max_bytes, within=within), path, max_depth=max_depth, max_bytes=max_bytes
-    )
+    data = read_regular_file(path, max_bytes=max_bytes, within=within)
+    obj = parse_json_bytes(data, path, max_depth=max_depth, max_bytes=max_bytes, max_memory=max_memory)
     if not isinstance(obj, dict):
         raise _fail(path, f"expected a JSON object, found {type(obj).__name__}")
     return obj
@@ -224,23 +289,34 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _json_problem(obj: Any, max_depth: int) -> str | None:
-    """Depth and lone surrogates, checked without recursion (so no input can exhaust the stack)."""
-    stack: list[tuple[Any, int]] = [(obj, 1)]
+    """Depth and lone surrogates, checked without recursion (so no input can exhaust the stack).
+
+    Only containers go on the stack; strings are checked where they are met and numbers are skipped, so the
+    walk allocates nothing per value.
+    """
+    if isinstance(obj, str):
+        return None if _encodable(obj) else "a string holds a lone UTF-16 surrogate"
+    stack: list[tuple[Any, int]] = [(obj, 1)] if isinstance(obj, (dict, list)) else []
     while stack:
         value, depth = stack.pop()
-        if isinstance(value, str):
-            if not _encodable(value):
-                return "a string holds a lone UTF-16 surrogate"
-        elif isinstance(value, (dict, list)):
-            if depth > max_depth:
-                return f"nested more than {max_depth} levels"
-            if isinstance(value, dict):
-                for key, item in value.items():
-                    if not _encodable(key):
-                        return "a key holds a lone UTF-16 surrogate"
+        if depth > max_depth:
+            return f"nested more than {max_depth} levels"
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not _encodable(key):
+                    return "a key holds a lone UTF-16 surrogate"
+                if isinstance(item, str):
+                    if not _encodable(item):
+                        return "a string holds a lone UTF-16 surrogate"
+                elif isinstance(item, (dict, list)):
                     stack.append((item, depth + 1))
-            else:
-                stack.extend((item, depth + 1) for item in value)
+        else:
+            for item in value:
+                if isinstance(item, str):
+                    if not _encodable(item):
+                        return "a string holds a lone UTF-16 surrogate"
+                elif isinstance(item, (dict, list)):
+                    stack.append((item, depth + 1))
     return None
 
 

@@ -32,7 +32,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from .errors import FormatError, file_error
-from .files import DEFAULT_JSON_BYTES, DEFAULT_JSON_DEPTH, read_json_object
+from .files import DEFAULT_JSON_BYTES, DEFAULT_JSON_DEPTH, DEFAULT_JSON_MEMORY, read_json_object
 
 D = TypeVar("D", bound="Document")
 
@@ -100,7 +100,8 @@ def load_document(
     within: str | Path | None = None,
     max_bytes: int = DEFAULT_JSON_BYTES,
     max_depth: int = DEFAULT_JSON_DEPTH,
+    max_memory: int = DEFAULT_JSON_MEMORY,
 ) -> D:
     """Read `path` with the bounded JSON reader and validate it as `model`."""
-    obj = read_json_object(path, within=within, max_bytes=max_bytes, max_depth=max_depth)
+    obj = read_json_object(path, within=within, max_bytes=max_bytes, max_depth=max_depth, max_memory=max_memory)
     return validate_document(model, obj, path)

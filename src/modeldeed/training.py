@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,95 @@ from .data import Dataset, augment
 from .errors import ModeldeedError
 
 log = logging.getLogger(__name__)
+
+
+# Limits on training settings. They are far above any run this package is for, and low enough that the
+# arithmetic derived from them (steps = epochs x batches, seeds fed to NumPy and PyTorch, lr x gamma^k) stays
+# exact and finite. A proof or model.json that states settings outside them is refused before anything runs.
+MAX_EPOCHS = 100_000
+MAX_BATCH_SIZE = 1 << 20
+MAX_MILESTONES = 1_000
+MAX_SEED = 2**64 - 1  # numpy's SeedSequence and torch.manual_seed both take [0, 2**64)
+MAX_LR = 1e6
+MAX_WEIGHT_DECAY = 1e6
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _int_problem(name: str, value: Any, low: int, high: int) -> str | None:
+    if not _is_int(value):
+        return f"{name} must be an integer, got {value!r:.40}"
+    if not low <= value <= high:
+        return f"{name} must lie in [{low}, {high}], got {value}"
+    return None
+
+
+def _float_problem(
+    name: str, value: Any, low: float, high: float, *, open_low: bool = False, open_high: bool = False
+) -> str | None:
+    if not _is_number(value):
+        return f"{name} must be a number, got {value!r:.40}"
+    try:
+        number = float(value)
+    except OverflowError:
+        return f"{name} must be a finite number, got an integer of {value.bit_length()} bits"
+    if not math.isfinite(number):
+        return f"{name} must be a finite number, got {number}"
+    below = number <= low if open_low else number < low
+    above = number >= high if open_high else number > high
+    if below or above:
+        return (
+            f"{name} must lie in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}, got {number:g}"
+        )
+    return None
+
+
+def config_problems(config: TrainConfig) -> list[str]:
+    """Every range and type problem of a TrainConfig, as short phrases (empty if it is valid).
+
+    The schedule is checked as it will be used: lr x gamma^k for every k up to the number of milestones must be
+    a finite float > 0, so that no epoch trains with an infinite, NaN or zero learning rate.
+    """
+    checks = [
+        _int_problem("epochs", config.epochs, 0, MAX_EPOCHS),
+        _int_problem("batch size", config.batch_size, 1, MAX_BATCH_SIZE),
+        _float_problem("learning rate", config.lr, 0.0, MAX_LR, open_low=True),
+        _float_problem("momentum", config.momentum, 0.0, 1.0, open_high=True),
+        _float_problem("weight decay", config.weight_decay, 0.0, MAX_WEIGHT_DECAY),
+        _float_problem("lr gamma", config.lr_gamma, 0.0, MAX_LR, open_low=True),
+        _int_problem("seed", config.seed, 0, MAX_SEED),
+    ]
+    problems = [p for p in checks if p]
+    if not isinstance(config.augment, bool) or not isinstance(config.deterministic, bool):
+        problems.append("augment and deterministic must be true or false")
+    if not isinstance(config.device, str) or not (
+        config.device in ("cpu", "cuda") or (config.device.startswith("cuda:") and config.device[5:].isdigit())
+    ):
+        problems.append(f"device must be cpu, cuda or cuda:N, got {config.device!r:.40}")
+    milestones = config.lr_milestones
+    if not isinstance(milestones, (tuple, list)) or len(milestones) > MAX_MILESTONES:
+        problems.append(f"lr milestones must be a list of at most {MAX_MILESTONES} epochs")
+    else:
+        bad = [m for m in milestones if _int_problem("milestone", m, 0, MAX_EPOCHS)]
+        if bad:
+            problems.append(f"lr milestones must be epochs in [0, {MAX_EPOCHS}], got {bad[0]!r:.40}")
+        elif not problems:
+            lr = float(config.lr)
+            for k in range(1, len(set(milestones)) + 1):
+                lr *= float(config.lr_gamma)
+                if not (math.isfinite(lr) and lr > 0):
+                    problems.append(
+                        f"the schedule reaches learning rate {lr:g} after {k} milestone(s) "
+                        f"(lr {config.lr:g} x gamma {config.lr_gamma:g}^{k}): it must stay finite and > 0"
+                    )
+                    break
+    return problems
 
 
 @dataclass(frozen=True)
@@ -44,22 +134,14 @@ class TrainConfig:
     deterministic: bool = True
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.epochs < 0:
-            problems.append(f"epochs must be >= 0, got {self.epochs}")
-        if self.batch_size < 1:
-            problems.append(f"batch size must be >= 1, got {self.batch_size}")
-        if not self.lr > 0:
-            problems.append(f"learning rate must be > 0, got {self.lr}")
-        if not 0 <= self.momentum < 1:
-            problems.append(f"momentum must lie in [0, 1), got {self.momentum}")
-        if self.weight_decay < 0:
-            problems.append(f"weight decay must be >= 0, got {self.weight_decay}")
-        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
-            problems.append(f"device must be cpu or cuda, got {self.device!r}")
+        problems = config_problems(self)
         if problems:
-            raise ModeldeedError("; ".join(problems))
-        object.__setattr__(self, "lr_milestones", tuple(sorted(int(m) for m in self.lr_milestones)))
+            raise ModeldeedError("training settings: " + "; ".join(problems))
+        object.__setattr__(self, "lr_milestones", tuple(sorted(self.lr_milestones)))
+        object.__setattr__(self, "lr", float(self.lr))
+        object.__setattr__(self, "momentum", float(self.momentum))
+        object.__setattr__(self, "weight_decay", float(self.weight_decay))
+        object.__setattr__(self, "lr_gamma", float(self.lr_gamma))
 
     def lr_at(self, epoch: int) -> float:
         return self.lr * self.lr_gamma ** sum(1 for m in self.lr_milestones if epoch >= m)
@@ -74,12 +156,14 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> TrainConfig:
+        if not isinstance(doc, dict):
+            raise ModeldeedError(f"training settings must be a JSON object, got {type(doc).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(doc) - known
         if unknown:
             raise ModeldeedError(f"unknown training settings: {', '.join(sorted(unknown))}")
         values = dict(doc)
-        if "lr_milestones" in values:
+        if isinstance(values.get("lr_milestones"), list):
             values["lr_milestones"] = tuple(values["lr_milestones"])
         return cls(**values)
 
@@ -270,6 +354,7 @@ def _train(
         raise ModeldeedError(f"{data.name}: cannot train on an empty dataset")
     configure_determinism(config.deterministic)
     model.to(config.device)
+    check_model_fits(model, data, config.device)
     optimizer = make_optimizer(parameters if parameters is not None else model.parameters(), config)
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
@@ -317,13 +402,42 @@ def _train(
     return TrainResult(state.step, config.epochs, time.perf_counter() - started, tuple(epoch_losses))
 
 
+@torch.no_grad()
+def check_model_fits(model: nn.Module, data: Dataset, device: str = "cpu") -> None:
+    """Before training, not after: the model must map a batch of `data` to one score per class.
+
+    A user model with the wrong number of outputs would otherwise fail deep inside the loss (too few) or, worse,
+    train silently on classes the data does not have (too many). One forward pass of two samples in eval mode
+    (no batch-norm statistics change, no randomness drawn) finds out.
+    """
+    x = data.x[:2].to(device)
+    was_training = model.training
+    model.eval()
+    try:
+        out = model(x)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModeldeedError(
+            f"the model cannot take {data.name}'s inputs (shape {list(x.shape[1:])}): {first}"
+        ) from None
+    finally:
+        model.train(was_training)
+    shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (len(x), data.num_classes):
+        raise ModeldeedError(
+            f"the model's output for {len(x)} {data.name} inputs has shape {shape}; training needs "
+            f"[{len(x)}, {data.num_classes}]: one score for each of the data's {data.num_classes} classes"
+        )
+
+
 def progress_bar(total: int, initial: int, *, enabled: bool) -> Any:
     """A tqdm bar with ETA on stderr; silent when disabled or when stderr is not a terminal."""
     if not enabled:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, unit="step", desc="train", disable=None, dynamic_ncols=True)
+    # leave=None: kept on screen when it is the only bar, cleared when it runs beneath another (an attack suite's)
+    return tqdm(total=total, initial=initial, unit="step", desc="train", disable=None, dynamic_ncols=True, leave=None)
 
 
 def iterate_chunks(n: int, size: int) -> Iterator[slice]:

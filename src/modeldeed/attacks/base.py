@@ -187,6 +187,11 @@ class Attack:
         """Attack `model` (a private copy: modify it in place or return another) with the adversary's `data`."""
         raise NotImplementedError
 
+    def planned_epochs(self) -> float:
+        """Epochs of training over the adversary's data this attack will run (0: it only edits weights or
+        inputs). Progress bars weight their ETA by it; it is an estimate, never part of a result."""
+        return 0.0
+
     @final
     def __call__(
         self, model: nn.Module, data: Dataset | DataSplits, *, test: Dataset, verifier: Verifier

@@ -86,6 +86,9 @@ class TuningAttack(Attack):
         super().__post_init__()
         self.train_config()  # validates the settings now, not halfway through an attack
 
+    def planned_epochs(self) -> float:
+        return float(self.epochs) * self.data_fraction
+
     def train_config(self, epochs: int | None = None, seed_offset: int = 0) -> TrainConfig:
         return TrainConfig(
             epochs=self.epochs if epochs is None else epochs,

@@ -24,12 +24,18 @@ PIRACY_FINE_TUNING = ("none", "ftal", "rtal")
 
 
 def pirate_key(
-    classes: tuple[str, ...], input_shape: tuple[int, int, int], *, size: int = 100, epsilon: float = 0.1
+    classes: tuple[str, ...],
+    input_shape: tuple[int, int, int],
+    *,
+    size: int = 100,
+    epsilon: float = 0.1,
+    seed: int | None = None,
 ) -> KeyPair:
-    """A fresh key for the pirate (TS-NEW), made by the watermark scheme's own KeyGen."""
+    """A key for the pirate (TS-NEW), made by the watermark scheme's own KeyGen; with `seed`, a reproducible
+    one (a simulated adversary's key, so that an experiment can be repeated exactly)."""
     from ..watermark import keygen
 
-    return keygen(classes, input_shape, size=size, epsilon=epsilon)
+    return keygen(classes, input_shape, size=size, epsilon=epsilon, seed=seed)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,7 +57,9 @@ class OwnershipPiracy(TuningAttack):
             owner used for the original trigger set). Default: None.
         embed_lr (float | None): learning rate of the embedding, dropped 10x halfway (as a PRETRAINED
             marking is trained); None means `lr`, the fine-tuning rate. Default: None.
-        triggers_per_batch (int): k trigger images appended to every batch while embedding. Default: 2.
+        triggers_per_batch (int | None): k trigger images appended to every batch while embedding; None
+            chooses as the owner's marking does (the paper's 2, more on small data so that each trigger is
+            seen often enough), at most the batch size. Default: None.
         epochs, lr, batch_size, momentum, weight_decay, augment, data_fraction, seed, device, progress:
             see TuningAttack (embedding and fine-tuning both use them).
 
@@ -73,7 +81,7 @@ class OwnershipPiracy(TuningAttack):
     epsilon: float = 0.1
     embed_epochs: int | None = None
     embed_lr: float | None = None
-    triggers_per_batch: int = 2
+    triggers_per_batch: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -83,7 +91,7 @@ class OwnershipPiracy(TuningAttack):
             )
         if self.embed_epochs is not None and self.embed_epochs < 0:
             raise ModeldeedError(f"piracy: embed_epochs must be >= 0, got {self.embed_epochs}")
-        if self.trigger_size < 1 or self.triggers_per_batch < 1:
+        if self.trigger_size < 1 or (self.triggers_per_batch is not None and self.triggers_per_batch < 1):
             raise ModeldeedError("piracy: trigger_size and triggers_per_batch must be >= 1")
 
     def parameters(self) -> dict[str, Any]:
@@ -91,16 +99,26 @@ class OwnershipPiracy(TuningAttack):
         doc["key"] = None if self.key is None else self.key[1].key_id  # never the secret triggers
         return doc
 
-    def run(self, model: nn.Module, data: Dataset, context: AttackContext) -> Outcome:
-        from ..watermark import mark_pretrained
+    def planned_epochs(self) -> float:
+        embed = self.epochs if self.embed_epochs is None else self.embed_epochs
+        return (embed + (self.epochs if self.finetune != "none" else 0)) * self.data_fraction
 
-        key = self.key or pirate_key(context.classes, context.input_shape, size=self.trigger_size, epsilon=self.epsilon)
+    def run(self, model: nn.Module, data: Dataset, context: AttackContext) -> Outcome:
+        from ..watermark import auto_triggers_per_batch, mark_pretrained
+
+        key = self.key or pirate_key(
+            context.classes, context.input_shape, size=self.trigger_size, epsilon=self.epsilon, seed=self.seed
+        )
         pirate = watermark_verifier(*key)
         embed = self.train_config(self.embed_epochs, seed_offset=1)
         if self.embed_lr is not None:
             embed = dataclasses.replace(embed, lr=self.embed_lr, lr_milestones=(max(1, embed.epochs // 2),))
+        k = self.triggers_per_batch
+        if k is None:
+            steps = embed.epochs * embed.steps_per_epoch(len(data))
+            k = auto_triggers_per_batch(len(key[0].marking_indices()), steps, batch_size=embed.batch_size)
         if embed.epochs > 0:
-            mark_pretrained(model, key[0], data, embed, k=self.triggers_per_batch, progress=context.progress)
+            mark_pretrained(model, key[0], data, embed, k=k, progress=context.progress)
         after_embedding = verdict_summary(pirate(model))
         if self.finetune == "rtal":
             reinitialize_head(model, self.seed)
@@ -112,6 +130,7 @@ class OwnershipPiracy(TuningAttack):
             {
                 "finetune": self.finetune,
                 "embed_epochs": embed.epochs,
+                "triggers_per_batch": k,
                 "pirate": {"key_id": key[1].key_id, **final, "after_embedding": after_embedding},
             },
         )

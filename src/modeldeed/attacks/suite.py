@@ -16,6 +16,7 @@ from torch import nn
 
 from ..data import Dataset, DataSplits
 from ..errors import ModeldeedError
+from ..progress import ProgressCallback, Tracker
 from ..training import TrainConfig
 from .base import Attack, AttackResult, Verifier
 from .distill import Distillation
@@ -112,25 +113,33 @@ def run_suite(
     entries: Sequence[SuiteEntry] | None = None,
     target: Dataset | DataSplits | None = None,
     on_result: Callable[[SuiteEntry, nn.Module, AttackResult], None] | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> list[SuiteResult]:
     """Run every entry against `model` (each on its own copy) and return the results in order.
 
     Entries that need a transfer `target` are skipped (with a log line) when none is given.
-    `on_result(entry, attacked_model, result)` is called after each, e.g. to save models as they come.
+    `on_result(entry, attacked_model, result)` is called after each, e.g. to save models as they come;
+    `on_progress` as each attack starts (which one, n of N, work done: see `modeldeed.progress`).
     """
+    from .planning import suite_plan
+
+    chosen = list(entries if entries is not None else default_suite())
+    skipped = [e.label for e in chosen if e.target and target is None]
+    if skipped:
+        log.warning("suite: skipping %s: no transfer target dataset was given (--target NAME)", ", ".join(skipped))
+    chosen = [e for e in chosen if not (e.target and target is None)]
+    tracker = Tracker("attack", suite_plan(chosen), on_progress)
     results = []
-    for entry in entries if entries is not None else default_suite():
-        if entry.target and target is None:
-            log.warning("suite: skipping %s (no transfer target dataset given)", entry.label)
-            continue
-        log.info("suite: running %s", entry.label)
-        attacked, result = entry.attack(
-            model,
-            target if entry.target else data,
-            test=test,  # type: ignore[arg-type]
-            verifier=verifier,
-        )
+    for entry in chosen:
+        with tracker.item():
+            attacked, result = entry.attack(
+                model,
+                target if entry.target else data,
+                test=test,  # type: ignore[arg-type]
+                verifier=verifier,
+            )
         results.append(SuiteResult(entry.label, result))
         if on_result is not None:
             on_result(entry, attacked, result)
+    tracker.finish()
     return results

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,7 @@ SUITE_FILE = "results.json"
 ORIGINAL_HEAD_DIR = "original-head"
 PIRATE_KEY_DIR = "pirate-key"
 CLI_TRAINING = TrainConfig(epochs=20)  # what `modeldeed train` uses when model.json does not say
+LONG_RUN_SECONDS = 180  # above this, a command says how long it will take before it starts
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -202,7 +204,7 @@ def _attack_parser(
 
 def _make_piracy(args: argparse.Namespace, settings: dict[str, Any]) -> Attack:
     # The pirate's key is drawn here so that it can be saved next to the model (OUT/pirate-key) for a judge.
-    key = pirate_key(tuple(args.classes), tuple(args.input_shape), size=args.trigger_size)
+    key = pirate_key(tuple(args.classes), tuple(args.input_shape), size=args.trigger_size, seed=args.seed)
     return OwnershipPiracy(
         finetune=args.finetune, key=key, trigger_size=args.trigger_size, embed_epochs=args.embed_epochs, **settings
     )
@@ -335,10 +337,15 @@ def describe(result: AttackResult, label: str | None = None) -> str:
 
 
 def run_suite_command(args: argparse.Namespace) -> int:
+    from ..attacks.planning import describe_duration, estimate_seconds, measure_epoch_seconds, suite_plan
+    from ..experiments.notes import collected_warnings
+    from .progress import ProgressPrinter
+
     args.tuning = False
     model, info, data, verifier = _load(args)
+    owner = training_config(info) or CLI_TRAINING
     entries: list[SuiteEntry] = default_suite(
-        training_config(info) or CLI_TRAINING,
+        owner,
         epochs=args.epochs,
         data_fraction=args.data_fraction,
         seed=args.seed,
@@ -349,16 +356,35 @@ def run_suite_command(args: argparse.Namespace) -> int:
         entries = select(entries, [n.strip() for n in args.only.split(",") if n.strip()])
     target = load_dataset(args.target, args.target_dir) if args.target else None
     out = Path(args.out)
+    runnable = [e for e in entries if target is not None or not e.target]
+    seconds = estimate_seconds(suite_plan(runnable), measure_epoch_seconds(model, data.train, owner))
+    if seconds > LONG_RUN_SECONDS:
+        print(
+            f"attack suite: {len(runnable)} attacks, {describe_duration(seconds)} on this machine "
+            "(measured from a few training steps; --only and --epochs make it shorter)",
+            file=sys.stderr,
+            flush=True,
+        )
+    printer = ProgressPrinter(enabled=not args.no_progress)
 
     def saved(entry: SuiteEntry, attacked: nn.Module, result: AttackResult) -> None:
         if args.save_models:
             save_attacked(out / entry.label, attacked, info, result, args.model_dir, model)
         if not args.json:
-            print(describe(result, entry.label), flush=True)
+            printer.write(describe(result, entry.label))
 
-    results = run_suite(
-        model, data.train, test=data.test, verifier=verifier, entries=entries, target=target, on_result=saved
-    )
+    notes: list[str] = []  # the pirate's embedding is the suite's choice: its warnings are noted once, at the end
+    with printer, collected_warnings(notes, "modeldeed.watermark"):
+        results = run_suite(
+            model,
+            data.train,
+            test=data.test,
+            verifier=verifier,
+            entries=entries,
+            target=target,
+            on_result=saved,
+            on_progress=printer,
+        )
     doc = [r.to_json() for r in results]
     write_json_atomic(out / SUITE_FILE, doc)
     removed = [r.label for r in results if r.result.watermark_removed]
@@ -369,4 +395,6 @@ def run_suite_command(args: argparse.Namespace) -> int:
             f"{len(results)} attacks; watermark removed by: {', '.join(removed) or 'none'}; "
             f"results in {out / SUITE_FILE}"
         )
+        for note in dict.fromkeys(notes):
+            print(f"note from the attacks ({notes.count(note)}x): {note}")
     return 1 if removed else 0

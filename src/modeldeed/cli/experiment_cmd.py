@@ -1,11 +1,14 @@
-"""`modeldeed experiment NAME`, `modeldeed report DIR` and `modeldeed demo`."""
+"""`modeldeed experiment NAME` and `modeldeed report DIR`."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..experiments import EXPERIMENTS, ExperimentSetting, run_experiment
 from .common import add_data_options, add_runtime_options, apply_runtime
+
+LONG_RUN_SECONDS = 180  # above this, a command says how long it will take before it starts
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -56,7 +59,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     r = commands.add_parser(
         "report",
         help="render experiment results as a self-contained HTML report",
-        description="Read DIR/*.json written by `modeldeed experiment` and write DIR/report.html.",
+        description="Read a demo run's DIR/results.json, or the DIR/*.json written by `modeldeed experiment`, and "
+        "write DIR/report.html.",
     )
     r.add_argument("directory", metavar="DIR")
     r.add_argument("--out", metavar="FILE", help="where to write the HTML (default: DIR/report.html)")
@@ -64,8 +68,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_experiment_cmd(args: argparse.Namespace) -> int:
+    from ..attacks.planning import describe_duration
     from ..errors import ModeldeedError
+    from ..experiments.plan import estimate_experiment_seconds
     from .common import print_json
+    from .progress import ProgressPrinter
 
     apply_runtime(args)
     if args.epochs < 1 or args.trigger_size < 1:
@@ -88,7 +95,18 @@ def run_experiment_cmd(args: argparse.Namespace) -> int:
         options["attack_epochs"] = args.attack_epochs
     if args.name == "transfer":
         options.update(target=args.target, target_dir=args.target_dir)
-    record = run_experiment(args.name, setting, args.out, progress=not args.no_progress, **options)
+    seconds = estimate_experiment_seconds(args.name, setting, args.out, **options)
+    if seconds > LONG_RUN_SECONDS:
+        print(
+            f"experiment {args.name}: {describe_duration(seconds)} on this machine (measured from a few training "
+            "steps; --epochs, --attack-epochs and --train-limit make it shorter)",
+            file=sys.stderr,
+            flush=True,
+        )
+    with ProgressPrinter(enabled=not args.no_progress) as printer:
+        record = run_experiment(
+            args.name, setting, args.out, progress=not args.no_progress, on_progress=printer, **options
+        )
     if args.json:
         print_json(record.to_json())
     else:

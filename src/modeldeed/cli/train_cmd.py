@@ -7,8 +7,7 @@ from pathlib import Path
 
 from ..errors import ModeldeedError
 from ..models import MODEL_NAMES, ModelInfo, build_model, load_model, save_model, spec_for_data
-from ..training import TrainConfig, accuracy, train
-from . import watermark_cmd
+from ..training import accuracy, train
 from .common import (
     add_data_options,
     add_runtime_options,
@@ -19,6 +18,7 @@ from .common import (
     percent,
     print_json,
 )
+from .training_options import add_train_options, config_from_args, marking_summary, training_hooks
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -34,6 +34,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add_trust_option(p)
     p.add_argument("--out", required=True, metavar="DIR", help="where to write model.safetensors and model.json")
+    p.add_argument("--force", action="store_true", help="replace a model already in --out")
     add_train_options(p)
     add_runtime_options(p)
     p.add_argument(
@@ -73,51 +74,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     e.set_defaults(handler=run_evaluate)
 
 
-def add_train_options(p: argparse.ArgumentParser, *, epochs: int = 20) -> None:
-    d = TrainConfig()
-    p.add_argument("--epochs", type=int, default=epochs, help=f"(default: {epochs})")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"(default: {d.batch_size})")
-    p.add_argument("--lr", type=float, default=d.lr, help=f"initial learning rate (default: {d.lr})")
-    p.add_argument("--momentum", type=float, default=d.momentum, help=f"(default: {d.momentum})")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"(default: {d.weight_decay})")
-    p.add_argument(
-        "--milestones", default="", metavar="E1,E2", help="epochs at which the learning rate drops (default: none)"
-    )
-    p.add_argument(
-        "--gamma",
-        type=float,
-        default=d.lr_gamma,
-        help=f"learning-rate factor at each milestone (default: {d.lr_gamma})",
-    )
-    p.add_argument(
-        "--seed", type=int, default=0, help="seed of the initial weights, batch order and augmentation (default: 0)"
-    )
-    p.add_argument("--augment", action="store_true", help="random crop + flip, seeded per step")
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    from ..errors import ModeldeedError
-
-    try:
-        milestones = tuple(int(m) for m in args.milestones.split(",") if m.strip())
-    except ValueError:
-        raise ModeldeedError(f"--milestones must be comma-separated epochs, got {args.milestones!r}") from None
-    return TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        lr_milestones=milestones,
-        lr_gamma=args.gamma,
-        seed=args.seed,
-        augment=args.augment,
-        device=args.device,
-    )
-
-
 def run_train(args: argparse.Namespace) -> int:
     apply_runtime(args)
+    existing = [n for n in ("model.safetensors", "model.json") if (Path(args.out) / n).exists()]
+    if existing and not args.force:
+        raise ModeldeedError(f"{args.out}: already holds a model ({', '.join(existing)}); pass --force to replace it")
     config = config_from_args(args)
     data = load_data(args)
     spec = spec_for_data(
@@ -125,7 +86,7 @@ def run_train(args: argparse.Namespace) -> int:
     )
     model = build_model(spec, seed=config.seed, trust_code=args.trust_model_code)
     proof_id = None
-    hooks, watermark_note = watermark_cmd.training_hooks(args, data, config)
+    hooks, watermark_note = training_hooks(args, data, config)
     if args.proof:
         from ..pol import record_training
         from .pol_hardened_cmd import statement_for_training
@@ -160,7 +121,7 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         result = train(model, data.train, config, hooks=hooks, progress=not args.no_progress)
     test_acc = accuracy(model, data.test)
-    marking_line = watermark_cmd.marking_summary(hooks, watermark_note)
+    marking_line = marking_summary(hooks, watermark_note)
     info = ModelInfo(
         spec,
         data.train.classes,

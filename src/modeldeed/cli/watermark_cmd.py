@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import ModeldeedError
 from ..models import ModelInfo, load_model, save_model
-from ..training import Hook, TrainConfig, accuracy
+from ..training import accuracy
 from .common import (
     add_data_options,
     add_runtime_options,
@@ -20,6 +20,7 @@ from .common import (
     percent,
     print_json,
 )
+from .training_options import add_train_options, config_from_args, triggers_per_batch
 
 
 def _count(low: int, high: int) -> Any:
@@ -50,7 +51,6 @@ def _epsilon(text: str) -> float:
 def register(commands: argparse._SubParsersAction) -> None:
     from ..watermark import DEFAULT_EPSILON, DEFAULT_SECURITY_BITS, DEFAULT_SIZE, DEFAULT_TRIGGERS_PER_BATCH
     from ..watermark.limits import MAX_CLASSES, MAX_SECURITY_BITS, MAX_TRIGGERS
-    from .train_cmd import add_train_options
 
     group = commands.add_parser(
         "watermark",
@@ -541,49 +541,9 @@ def run_pkeygen(args: argparse.Namespace) -> int:
     return _finish_key(args, registration)
 
 
-def triggers_per_batch(args: argparse.Namespace, key: Any, data: Any, config: TrainConfig) -> int:
-    """k for marking (`watermark.mark.choose_triggers_per_batch`), printing its note when it caps k."""
-    from ..watermark.mark import choose_triggers_per_batch
-
-    requested = getattr(args, "triggers_per_batch", None)
-    k, note = choose_triggers_per_batch(requested, len(key.marking_indices()), config, len(data))
-    if note:
-        print(f"note: {note}")
-    return k
-
-
-def training_hooks(args: argparse.Namespace, data: Any, config: TrainConfig) -> tuple[list[Hook], dict[str, Any]]:
-    """For `modeldeed train --watermark KEYDIR` (FROMSCRATCH): the mixing hook and what to note in model.json."""
-    if not getattr(args, "watermark", None):
-        return [], {}
-    from ..watermark import TriggerMixingHook, load_marking_key
-    from ..watermark.mark import check_key_fits
-
-    key = load_marking_key(args.watermark)
-    check_key_fits(key, data.train)
-    k = triggers_per_batch(args, key, data.train, config)
-    hook = TriggerMixingHook.from_key(key, k=k, seed=config.seed)
-    return [hook], {"watermark": {"key_id": key.key_id, "mode": "fromscratch", "triggers_per_batch": hook.k}}
-
-
-def marking_summary(hooks: list[Hook], note: dict[str, Any]) -> str | None:
-    """After `train --watermark`: the trigger accuracy reached (also written into the note for model.json)."""
-    from ..watermark import TriggerMixingHook
-
-    for hook in hooks:
-        if isinstance(hook, TriggerMixingHook) and hook.trigger_accuracy is not None:
-            note["watermark"]["trigger_accuracy"] = hook.trigger_accuracy
-            return (
-                f"watermark: {len(hook.labels)} triggers, {hook.k} per batch; trigger accuracy "
-                f"{percent(hook.trigger_accuracy)} (check with `modeldeed watermark verify MODEL --key KEYDIR`)"
-            )
-    return None
-
-
 def run_embed(args: argparse.Namespace) -> int:
     from ..watermark import load_marking_key, mark_pretrained
     from ..watermark.mark import check_key_fits
-    from .train_cmd import config_from_args
 
     apply_runtime(args)
     config = config_from_args(args)

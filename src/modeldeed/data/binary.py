@@ -8,18 +8,17 @@ import numpy as np
 
 from ..errors import DataError, file_error
 from .dataset import DataSplits, from_uint8
+from .limits import read_data_file
+
+MAX_NAMES_BYTES = 1 << 20  # a class-names file: one short name per line
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 STL10_CLASSES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck")
 
 
-def read_file(path: Path) -> bytes:
-    if not path.is_file():
-        raise file_error(DataError, path, "file not found")
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise file_error(DataError, path, f"cannot be read ({exc})") from None
+def read_file(path: Path, within: Path | None = None) -> bytes:
+    """A regular file of at most MAX_DATASET_BYTES inside the data directory (see data.limits)."""
+    return read_data_file(path, within=within if within is not None else path.parent)
 
 
 def read_records(path: Path, label_bytes: int, image_shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -39,8 +38,9 @@ def read_records(path: Path, label_bytes: int, image_shape: tuple[int, int, int]
 
 
 def class_names(path: Path, count: int, default: tuple[str, ...] | None) -> tuple[str, ...]:
-    if path.is_file():
-        names = tuple(line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip())
+    if path.exists() or path.is_symlink():
+        text = read_data_file(path, max_bytes=MAX_NAMES_BYTES, within=path.parent).decode("utf-8", "replace")
+        names = tuple(line.strip() for line in text.splitlines() if line.strip())
         if len(names) != count:
             raise file_error(DataError, path, f"expected {count} class names, found {len(names)}")
         return names
@@ -98,7 +98,8 @@ def load_stl10(data_dir: Path) -> DataSplits:
             )
         # STL-10 stores each channel column-major: transpose H and W back.
         x = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2)
-        y = np.frombuffer(read_file(y_path), dtype=np.uint8).astype(np.int64) - 1  # labels are 1..10
+        y = np.frombuffer(read_data_file(y_path, max_bytes=len(x), within=directory), dtype=np.uint8).astype(np.int64)
+        y -= 1  # labels are 1..10
         if len(y) != len(x):
             raise file_error(
                 DataError, y_path, f"label count mismatch: {len(y)} labels for {len(x)} images in {x_path.name}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
+import math
 import os
 from pathlib import Path
 
@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import DataError, file_error
 from .dataset import DataSplits, from_uint8
+from .limits import MAX_IMAGE_SIDE, check_declared_bytes, gunzip_bounded, gunzip_prefix, read_data_file
 
 FASHION_CLASSES = (
     "T-shirt/top",
@@ -32,48 +33,45 @@ LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
 def find_idx_file(directory: Path, stem: str) -> Path:
     for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
         candidate = directory / name
-        if candidate.is_file():
+        if candidate.exists() or candidate.is_symlink():
             return candidate
     raise file_error(DataError, directory / (stem + "[.gz]"), "file not found (expected an IDX file, plain or .gz)")
 
 
-def read_idx_bytes(path: Path) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(2)
-        opener = gzip.open if head == b"\x1f\x8b" else open
-        with opener(path, "rb") as handle:
-            return handle.read()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise file_error(DataError, path, f"cannot be read ({exc})") from None
-
-
-def parse_idx(path: Path, magic: int, ndim: int) -> np.ndarray:
-    """Parse one IDX array; check the magic number, the header and that the payload is complete."""
-    raw = read_idx_bytes(path)
+def parse_idx(path: Path, magic: int, ndim: int, within: Path | None = None) -> np.ndarray:
+    """Parse one IDX array, plain or gzip: the header's dimensions are checked against MAX_DATASET_BYTES and
+    (for a plain file) against the file's real size before the payload is read or decompressed."""
+    raw = read_data_file(path, within=within)
+    compressed = raw[:2] == b"\x1f\x8b"
     header_len = 4 + 4 * ndim
-    if len(raw) < header_len:
+    head = gunzip_prefix(path, raw, header_len) if compressed else raw[:header_len]
+    if len(head) < header_len:
         raise file_error(
-            DataError, path, f"truncated: {len(raw)} bytes is shorter than the {header_len}-byte IDX header"
+            DataError, path, f"truncated: {len(head)} bytes is shorter than the {header_len}-byte IDX header"
         )
-    found = int.from_bytes(raw[:4], "big")
+    found = int.from_bytes(head[:4], "big")
     if found != magic:
         raise file_error(DataError, path, f"wrong magic number 0x{found:08x}, expected 0x{magic:08x}")
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    expected = header_len + int(np.prod(dims))
-    if len(raw) != expected:
-        problem = "truncated" if len(raw) < expected else "has trailing bytes"
+    dims = [int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    if ndim == 3 and not all(1 <= side <= MAX_IMAGE_SIDE for side in dims[1:]):
+        raise file_error(DataError, path, f"image size {dims[1]}×{dims[2]} outside 1..{MAX_IMAGE_SIDE} pixels")
+    expected = header_len + math.prod(dims)
+    check_declared_bytes(path, expected, f"{'×'.join(map(str, dims))} values")
+    data = gunzip_bounded(path, raw, expected) if compressed else raw
+    del raw
+    if len(data) != expected:
+        problem = "truncated" if len(data) < expected else "has trailing bytes"
         raise file_error(
-            DataError, path, f"{problem}: header says {dims} ({expected} bytes), file has {len(raw)} bytes"
+            DataError, path, f"{problem}: header says {dims} ({expected} bytes), file has {len(data)} bytes"
         )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(dims)
+    return np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape(dims)
 
 
 def load_idx_pair(directory: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]:
     images_path = find_idx_file(directory, f"{prefix}-images-idx3-ubyte")
     labels_path = find_idx_file(directory, f"{prefix}-labels-idx1-ubyte")
-    images = parse_idx(images_path, IMAGES_MAGIC, 3)
-    labels = parse_idx(labels_path, LABELS_MAGIC, 1)
+    images = parse_idx(images_path, IMAGES_MAGIC, 3, within=directory)
+    labels = parse_idx(labels_path, LABELS_MAGIC, 1, within=directory)
     if len(images) != len(labels):
         raise file_error(
             DataError,
@@ -86,7 +84,12 @@ def load_idx_pair(directory: Path, prefix: str) -> tuple[np.ndarray, np.ndarray]
 
 
 def load_idx_dataset(name: str, data_dir: str | Path | None) -> DataSplits:
-    directory = Path(data_dir or os.environ.get("MODELDEED_DATA") or DEFAULT_IDX_DIR)
+    # Only Fashion-MNIST has a default folder (Debian's dataset-fashion-mnist): MNIST's IDX files look exactly
+    # the same, so falling back to it for `mnist` would train on Fashion-MNIST without a word.
+    chosen = data_dir or os.environ.get("MODELDEED_DATA") or (DEFAULT_IDX_DIR if name == "fashion-mnist" else None)
+    if chosen is None:
+        raise DataError(f"{name}: pass --data-dir (or set MODELDEED_DATA) to the folder holding its IDX files")
+    directory = Path(chosen)
     if not directory.is_dir():
         hint = (
             " (install Debian's package dataset-fashion-mnist, or pass --data-dir)"

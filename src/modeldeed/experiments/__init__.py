@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModeldeedError
+from ..progress import ProgressCallback, Tracker
+from .notes import collected_warnings
 from .setting import ExperimentRecord, ExperimentSetting, machine_description
 
 EXPERIMENTS = ("functionality", "unremovability", "piracy", "transfer", "pol")
@@ -18,9 +20,21 @@ __all__ = ["EXPERIMENTS", "ExperimentRecord", "ExperimentSetting", "machine_desc
 
 
 def run_experiment(
-    name: str, setting: ExperimentSetting, out: str | Path, *, progress: bool = True, **options: Any
+    name: str,
+    setting: ExperimentSetting,
+    out: str | Path,
+    *,
+    progress: bool = True,
+    on_progress: ProgressCallback | None = None,
+    **options: Any,
 ) -> ExperimentRecord:
-    """Run one experiment by name; `options` are that experiment's own (attack_epochs, target, ...)."""
+    """Run one experiment by name; `options` are that experiment's own (attack_epochs, target, ...).
+
+    `progress` shows the training loop's own bars; `on_progress` hears which item of the plan (a model to train,
+    an attack, a spoof) starts, with its weight (see `experiments.plan`).
+    """
+    from .plan import experiment_plan
+
     if name not in EXPERIMENTS:
         raise ModeldeedError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
     if name == "pol":
@@ -30,6 +44,11 @@ def run_experiment(
 
         function = getattr(watermark, name)
     Path(out).mkdir(parents=True, exist_ok=True)
-    record = function(setting, out, progress=progress, **options)
+    tracker = Tracker(f"experiment {name}", experiment_plan(name, setting, out, **options), on_progress)
+    notes: list[str] = []
+    with collected_warnings(notes, "modeldeed.attacks"):
+        record = function(setting, out, progress=progress, tracker=tracker, **options)
+    tracker.finish()
+    record.notes = notes
     record.save(out)
     return record

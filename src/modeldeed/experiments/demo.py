@@ -2,14 +2,17 @@
 
 KeyGen (private and public keys) → train FROMSCRATCH with the watermark while recording a proof-of-learning →
 Verify and PVerify → verify the proof (reference and hardened policy) → every watermark attack with its
-verdict → every PoL spoof against both policies → results.json and report.html.
+verdict, and strength sweeps → every PoL spoof against both policies → results.json and report.html.
+
+A run directory holds one complete run or nothing (see `rundir`): a second run never overwrites the keys that
+the first run's report is evidence for.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,49 +20,48 @@ from typing import Any
 
 import torch
 
-from ..data import Dataset, DataSplits, load_dataset
+from ..data import load_dataset
 from ..files import write_json_atomic
-from ..models import ModelInfo, save_model, spec_for_data
-from ..training import TrainConfig, accuracy
+from ..models import ModelInfo, build_model, save_model, spec_for_data
+from ..progress import ProgressCallback, Tracker, Work
+from ..training import TrainConfig, accuracy, predict
+from .demo_attacks import DEMO_ATTACKS, DEMO_SWEEPS, demo_entries, sweep_entries
+from .demo_pol import SPOOF_METHODS, attach_statement, owner_statement, run_spoofs, verify_owner_proof
+from .evidence import artefacts, commands, device_description
+from .notes import collected_warnings
+from .plan import SPOOF_EPOCHS
+from .rundir import RunDirectory
 from .setting import machine_description
 
 log = logging.getLogger(__name__)
 
-SPOOF_METHODS = ("zhang1", "zhang2", "zhang3", "infinitesimal", "blindfold")
-# Attack I with the reference's 10 rounds of 100 L-BFGS iterations takes ~8 minutes here; the demo runs one
-# round of 20 (the report says so). `modeldeed attack pol-spoof --method zhang1` has the reference settings.
-DEMO_SPOOF_SETTINGS: dict[str, dict[str, Any]] = {"zhang1": {"rounds": 1, "iterations": 20}}
-# One strength of every attack type, to keep the demo to a few minutes; `attacks=("all",)` runs the whole suite.
-DEMO_ATTACKS = (
-    "ftll",
-    "ftal",
-    "rtll",
-    "rtal",
-    "piracy-ftal",
-    "transfer",
-    "fine-prune-0.5",
-    "prune-0.6",
-    "quantize-4bit",
-    "noise-0.3",
-    "distill-soft",
-    "preprocess-blur-1",
-)
+__all__ = ["DEMO_ATTACKS", "DEMO_SWEEPS", "SPOOF_METHODS", "DemoSetting", "demo_plan", "run_demo"]
+
+RESULTS_FILE = "results.json"
+REPORT_FILE = "report.html"
 
 
 @dataclass(frozen=True)
 class DemoSetting:
-    """Small enough for a few minutes on 2 CPU cores; every number here is printed in the report."""
+    """Small enough for about a minute on 2 CPU cores; every number here is printed in the report.
+
+    `seed` drives training, the attacks and the spoofs. `key_seed` (set by `demo --seed`) also derives the
+    watermark keys from a seed, so that the whole run repeats exactly; such keys are for demonstration only
+    (anyone who knows the seed can rebuild the trigger set). None: keys from `secrets`, as an owner's must be.
+    """
 
     epochs: int = 20
     batch_size: int = 32
     lr: float = 0.05
     seed: int = 0
+    key_seed: int | None = None
     trigger_size: int = 100
     public_security_bits: int = 16  # ℓ = 4n = 64 triggers, 32 embedded
     checkpoint_every: int = 15
     attack_epochs: int = 5
     spoof_methods: tuple[str, ...] = SPOOF_METHODS
     attacks: tuple[str, ...] = DEMO_ATTACKS  # ("all",): the whole suite
+    sweeps: tuple[str, ...] = DEMO_SWEEPS
     threads: int = 1  # the digits cnn is fastest on one thread
 
     def training_config(self) -> TrainConfig:
@@ -72,210 +74,209 @@ class DemoSetting:
         )
 
 
-class Stages:
-    """Named, timed stages; `on_stage` lets the CLI show progress as they start."""
+def demo_plan(setting: DemoSetting) -> list[Work]:
+    """The demo's stages with their cost in epochs of the owner's training (measured ratios on digits)."""
+    from ..attacks.planning import suite_plan
 
-    def __init__(self, on_stage: Callable[[str], None] | None) -> None:
-        self.on_stage = on_stage or (lambda name: None)
-        self.seconds: dict[str, float] = {}
+    config = setting.training_config()
+    entries = demo_entries(config, setting.attacks, epochs=setting.attack_epochs, seed=setting.seed)
+    entries += [e for _, _, e in sweep_entries(config, setting.sweeps, epochs=setting.attack_epochs, seed=setting.seed)]
+    return [
+        Work("keygen", 0.2),
+        Work("train with watermark + proof", 1.2 * setting.epochs),
+        Work("verify watermark", 0.2),
+        Work("verify proof-of-learning", 1.3 * setting.epochs),
+        Work("watermark attacks", sum(w.cost for w in suite_plan(entries))),
+        Work("proof-of-learning spoofs", sum(SPOOF_EPOCHS.get(m, 5.0) for m in setting.spoof_methods)),
+    ]
 
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        self.on_stage(name)
-        log.info("demo: %s", name)
-        started = time.perf_counter()
-        yield
-        self.seconds[name] = round(time.perf_counter() - started, 2)
+
+def estimate_seconds(setting: DemoSetting) -> float:
+    """How long the demo will take here: its plan times one measured epoch of the owner's training."""
+    from ..attacks.planning import estimate_seconds as total
+    from ..attacks.planning import measure_epoch_seconds
+
+    data = load_dataset("digits")
+    spec = spec_for_data("cnn", data.train.input_shape, data.train.num_classes)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(setting.threads)
+    try:
+        epoch = measure_epoch_seconds(build_model(spec, seed=0), data.train, setting.training_config())
+    finally:
+        torch.set_num_threads(threads)
+    return total(demo_plan(setting), epoch)
 
 
 def run_demo(
     out: str | Path,
     setting: DemoSetting | None = None,
     *,
+    force: bool = False,
     progress: bool = True,
-    on_stage: Callable[[str], None] | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
-    """Run every stage into `out` and return the results (also written to out/results.json and out/report.html)."""
-    from ..attacks import default_suite, run_suite, select, watermark_verifier
-    from ..pol import record_training
-    from ..watermark import (
-        TriggerMixingHook,
-        auto_triggers_per_batch,
-        keygen,
-        pkeygen,
-        pverify,
-        save_key_pair,
-        verify,
-    )
+    """Run every stage and put the run in `out` (results.json, report.html, keys, model, proofs); return the results.
 
+    `out` must not hold files unless `force` (then the earlier run is replaced once this one is complete).
+    `progress` shows the training loop's own bars; `on_progress` receives the stages as they start.
+    """
     setting = setting or DemoSetting()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    final = Path(out)
+    directory = RunDirectory(final, force=force)
     threads = torch.get_num_threads()
     torch.set_num_threads(setting.threads)
-    stages = Stages(on_stage)
-    results: dict[str, Any] = {
-        "format": "modeldeed.demo",
-        "version": 1,
-        "setting": _plain(asdict(setting)),
-        "machine": machine_description(),
-    }
+    notes: list[str] = []
     try:
-        data = load_dataset("digits")
-        spec = spec_for_data("cnn", data.train.input_shape, data.train.num_classes)
-        config = setting.training_config()
-        total_steps = config.epochs * config.steps_per_epoch(len(data.train))
+        with collected_warnings(notes):
+            results = _run(directory.work, setting, progress, on_progress, notes)
+        from ..report.demo import build_demo_report
 
-        with stages.stage("keygen"):
-            mk, vk = keygen(data.train.classes, data.train.input_shape, size=setting.trigger_size)
-            save_key_pair(out / "keys" / "private", mk, vk)
-            pmk, pvk = pkeygen(data.train.classes, data.train.input_shape, security_bits=setting.public_security_bits)
-            save_key_pair(out / "keys" / "public", pmk, pvk)
-        hooks = [
-            TriggerMixingHook.from_key(
-                key, k=auto_triggers_per_batch(len(key.marking_indices()), total_steps), seed=config.seed + i
-            )
-            for i, key in enumerate((mk, pmk))
-        ]
-        statement, opening, triggers = owner_statement(
-            data.train, hooks, config, spec, setting.checkpoint_every, (vk.key_id, pvk.key_id)
-        )
-
-        with stages.stage("train with watermark + proof"):
-            from ..models import build_model
-            from ..pol.statement import CarriedStatement
-
-            model = build_model(spec, seed=config.seed)
-            recording = record_training(
-                model,
-                data.train,
-                config,
-                out / "proof",
-                spec=spec,
-                checkpoint_every=setting.checkpoint_every,
-                hooks=hooks,
-                init_seed=config.seed,
-                statement=CarriedStatement(statement=statement, opening=opening),
-                committed=triggers,
-                progress=progress,
-            )
-            attach_statement(out / "proof", statement, opening)
-            test_accuracy = accuracy(model, data.test)
-            save_model(
-                out / "model",
-                model,
-                ModelInfo(
-                    spec,
-                    data.train.classes,
-                    data.train.input_shape,
-                    extra={
-                        "training": config.to_json(),
-                        "dataset": data.name,
-                        "test_accuracy": test_accuracy,
-                        "watermark": {"private_key": vk.key_id, "public_key": pvk.key_id},
-                        "proof_id": recording.proof_id,
-                    },
-                ),
-            )
-        results["model"] = {
-            "architecture": "cnn",
-            "test_accuracy": test_accuracy,
-            "steps": total_steps,
-            "triggers_per_batch": [h.k for h in hooks],
-        }
-
-        with stages.stage("verify watermark"):
-            private = verify(mk, vk, model, test_data=data.test)
-            public = pverify(pvk, model, marking_key=pmk, data=(data.train,))
-        results["watermark"] = {"private": private.to_json(), "public": public.to_json()}
-
-        with stages.stage("verify proof-of-learning"):
-            results["proof"] = verify_owner_proof(out / "proof", data.train, statement)
-
-        with stages.stage("watermark attacks"):
-            entries = default_suite(config, epochs=setting.attack_epochs, progress=False)
-            if "all" not in setting.attacks:
-                entries = select(entries, setting.attacks)
-            from .watermark import digits_parity
-
-            suite = run_suite(
-                model,
-                data,
-                test=data.test,
-                verifier=watermark_verifier(mk, vk),
-                entries=entries,
-                target=digits_parity(),
-            )
-            results["attacks"] = [s.to_json() for s in suite]
-
-        with stages.stage("proof-of-learning spoofs"):
-            results["spoofs"] = run_spoofs(model, spec, data, config, out / "spoofs", setting, progress)
+        build_demo_report(results, directory.work / REPORT_FILE, run=final)
+        directory.commit()
+    except BaseException:
+        directory.abandon()
+        raise
     finally:
         torch.set_num_threads(threads)
-    results["seconds"] = stages.seconds
-    write_json_atomic(out / "results.json", results)
-    from ..report.demo import build_demo_report
-
-    build_demo_report(results, out / "report.html")
     return results
 
 
-def owner_statement(
-    train: Dataset, hooks: list[Any], config: TrainConfig, spec: Any, k: int, key_ids: tuple[str, ...]
-) -> tuple[Any, Any, Any]:
-    """Before training, the owner commits to every setting, the exact samples and the triggers it will embed."""
-    from ..pol.statement import TriggerSet, make_statement
+def _run(
+    run: Path, setting: DemoSetting, progress: bool, on_progress: ProgressCallback | None, notes: list[str]
+) -> dict[str, Any]:
+    from ..attacks import run_suite, watermark_verifier
+    from ..pol import record_training
+    from ..pol.statement import CarriedStatement
+    from ..watermark import TriggerMixingHook, auto_triggers_per_batch, keygen, pkeygen, pverify, save_key_pair, verify
+    from .watermark import digits_parity
 
-    triggers = TriggerSet(
-        torch.cat([h.images.cpu() for h in hooks]), torch.cat([h.labels.cpu() for h in hooks]), key_ids
+    stages = Tracker("demo", demo_plan(setting), on_progress)
+    seconds: dict[str, float] = {}
+    machine = machine_description()
+    results: dict[str, Any] = {
+        "format": "modeldeed.demo",
+        "version": 2,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "setting": _plain(asdict(setting)),
+        "machine": {**machine, "device": device_description(machine, setting.threads)},
+    }
+    data = load_dataset("digits")
+    spec = spec_for_data("cnn", data.train.input_shape, data.train.num_classes)
+    config = setting.training_config()
+    total_steps = config.epochs * config.steps_per_epoch(len(data.train))
+
+    def stage(name: str) -> Any:
+        return _timed(stages, name, seconds)
+
+    with stage("keygen"):
+        key_seed = setting.key_seed
+        public_seed = None if key_seed is None else key_seed + 1
+        mk, vk = keygen(data.train.classes, data.train.input_shape, size=setting.trigger_size, seed=key_seed)
+        save_key_pair(run / "keys" / "private", mk, vk)
+        pmk, pvk = pkeygen(
+            data.train.classes, data.train.input_shape, security_bits=setting.public_security_bits, seed=public_seed
+        )
+        save_key_pair(run / "keys" / "public", pmk, pvk)
+    hooks = [
+        TriggerMixingHook.from_key(
+            key,
+            k=auto_triggers_per_batch(len(key.marking_indices()), total_steps, batch_size=config.batch_size),
+            seed=config.seed + i,
+        )
+        for i, key in enumerate((mk, pmk))
+    ]
+    statement, opening, triggers = owner_statement(
+        data.train, hooks, config, spec, setting.checkpoint_every, (vk.key_id, pvk.key_id), key_seed
     )
-    statement, opening = make_statement(train, config, spec, checkpoint_every=k, triggers=triggers)
-    return statement, opening, triggers
 
-
-def attach_statement(proof: Path, statement: Any, opening: Any) -> None:
-    """Keep the owner's statement and seed opening beside the proof (published before training, in practice)."""
-    from ..pol.statement import save_opening, save_statement
-
-    save_statement(proof.parent / "statement.json", statement, force=True)
-    save_opening(proof.parent / "seed_opening.json", opening, force=True)
-
-
-def verify_owner_proof(proof: Path, train: Dataset, statement: Any) -> dict[str, Any]:
-    from ..attacks.pol_spoof_report import VerdictSummary
-    from ..pol import VerificationPolicy, verify_proof
-    from ..pol.policy import Hardening
-
-    hardened = Hardening(statement=statement).policy(VerificationPolicy())
-    return {
-        "reference": VerdictSummary.of(verify_proof(proof, train, VerificationPolicy.reference())).to_json(),
-        "hardened": VerdictSummary.of(verify_proof(proof, train, hardened)).to_json(),
+    with stage("train with watermark + proof"):
+        model = build_model(spec, seed=config.seed)
+        recording = record_training(
+            model,
+            data.train,
+            config,
+            run / "proof",
+            spec=spec,
+            checkpoint_every=setting.checkpoint_every,
+            hooks=hooks,
+            init_seed=config.seed,
+            statement=CarriedStatement(statement=statement, opening=opening),
+            committed=triggers,
+            progress=progress,
+        )
+        attach_statement(run, statement, opening)
+        test_accuracy = accuracy(model, data.test)
+        save_model(
+            run / "model",
+            model,
+            ModelInfo(
+                spec,
+                data.train.classes,
+                data.train.input_shape,
+                extra={
+                    "training": config.to_json(),
+                    "dataset": data.name,
+                    "test_accuracy": test_accuracy,
+                    "watermark": {"private_key": vk.key_id, "public_key": pvk.key_id},
+                    "proof_id": recording.proof_id,
+                },
+            ),
+        )
+    results["model"] = {
+        "architecture": "cnn",
+        "dataset": data.name,
+        "test_accuracy": test_accuracy,
+        "steps": total_steps,
+        "triggers_per_batch": [h.k for h in hooks],
     }
 
+    with stage("verify watermark"):
+        private = verify(mk, vk, model, test_data=data.test)
+        public = pverify(pvk, model, marking_key=pmk, data=(data.train,))
+        predictions = predict(model, mk.images)
+    results["watermark"] = {
+        "private": {**private.to_json(), "trigger_predictions": [int(p) for p in predictions]},
+        "public": public.to_json(),
+    }
 
-def run_spoofs(
-    model: torch.nn.Module,
-    spec: Any,
-    data: DataSplits,
-    config: TrainConfig,
-    out: Path,
-    setting: DemoSetting,
-    progress: bool,
-) -> list[dict[str, Any]]:
-    """A thief who holds the watermarked model and the data forges a proof with every method."""
-    from ..attacks.pol_spoof import honest_training_cost
-    from ..attacks.pol_spoof_report import make_spoof, spoof_and_verify
+    with stage("verify proof-of-learning"):
+        results["proof"] = verify_owner_proof(run / "proof", data.train, statement)
 
-    honest = honest_training_cost(spec, data.train, config, measure_steps=50)
-    reports = []
-    for method in setting.spoof_methods:
-        log.info("demo: spoofing with %s", method)
-        spoof = make_spoof(method, seed=setting.seed, progress=progress, **DEMO_SPOOF_SETTINGS.get(method, {}))
-        report = spoof_and_verify(
-            spoof, model, spec, data.train, config=config, out=out / method / "proof", honest_cost=honest
+    with stage("watermark attacks"):
+        verifier = watermark_verifier(mk, vk)
+        target = digits_parity()
+        entries = demo_entries(config, setting.attacks, epochs=setting.attack_epochs, seed=setting.seed)
+        suite = run_suite(model, data, test=data.test, verifier=verifier, entries=entries, target=target)
+        results["attacks"] = [s.to_json() for s in suite]
+        sweeps = sweep_entries(config, setting.sweeps, epochs=setting.attack_epochs, seed=setting.seed)
+        swept = run_suite(model, data, test=data.test, verifier=verifier, entries=[e for _, _, e in sweeps])
+        results["sweeps"] = [
+            {"attack": sweep.attack, "parameter": sweep.parameter, "strength": strength, **r.to_json()}
+            for (sweep, strength, _), r in zip(sweeps, swept)
+        ]
+
+    with stage("proof-of-learning spoofs"):
+        results["spoofs"] = run_spoofs(
+            model, spec, data, config, run, setting.spoof_methods, setting.seed, progress=progress
         )
-        reports.append(report.to_json())
-    return reports
+    stages.finish()
+    results["evidence"] = artefacts(
+        run, private_key=vk, public_key=pvk, proof_id=recording.proof_id, statement=statement, key_seed=key_seed
+    )
+    results["evidence"]["commands"] = commands(results, setting.threads)
+    results["notes"] = notes
+    results["seconds"] = seconds
+    write_json_atomic(run / RESULTS_FILE, results)
+    return results
+
+
+@contextmanager
+def _timed(tracker: Tracker, name: str, seconds: dict[str, float]) -> Iterator[None]:
+    """A stage of the demo: reported to the tracker as it starts, timed into `seconds`."""
+    with tracker.item(name):
+        started = time.perf_counter()
+        yield
+        seconds[name] = round(time.perf_counter() - started, 2)
 
 
 def _plain(obj: Any) -> Any:

@@ -7,6 +7,7 @@ transfer), as in the paper, where every attack starts from the same watermarked 
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from torch import nn
 
 from ..data import DataSplits, load_dataset
 from ..models import ModelInfo, ModelSpec, build_model, load_model, read_model_info, save_model, spec_for_data
+from ..progress import Tracker
 from ..training import TrainConfig, accuracy, train
 from ..watermark import (
     MarkingKey,
@@ -75,7 +77,7 @@ def triggers_per_batch(setting: ExperimentSetting, train_size: int) -> int:
     if setting.triggers_per_batch is not None:
         return setting.triggers_per_batch
     steps = -(-train_size // setting.batch_size) * setting.epochs
-    return auto_triggers_per_batch(setting.trigger_size, steps)
+    return auto_triggers_per_batch(setting.trigger_size, steps, batch_size=setting.batch_size)
 
 
 def experiment_data(setting: ExperimentSetting) -> DataSplits:
@@ -85,14 +87,30 @@ def experiment_data(setting: ExperimentSetting) -> DataSplits:
     return data
 
 
-def prepare_owner(setting: ExperimentSetting, out: str | Path, *, progress: bool = True) -> Owner:
-    """Load the owner's key and three models from `out` if they were made with this setting; else make them."""
+def owner_is_cached(setting: ExperimentSetting, out: str | Path) -> bool:
+    """True when `out` holds the owner's key and three models made with this very setting."""
+    out = Path(out)
+    return (out / "owner-key" / "verification_key.json").is_file() and all(
+        _cached(out / "models" / n, setting) for n in EMBEDDINGS
+    )
+
+
+def step(tracker: Tracker | None, label: str) -> AbstractContextManager[None]:
+    """The tracker's next item, or nothing when no one tracks the run."""
+    return tracker.item(label) if tracker is not None else nullcontext()
+
+
+def prepare_owner(
+    setting: ExperimentSetting, out: str | Path, *, progress: bool = True, tracker: Tracker | None = None
+) -> Owner:
+    """Load the owner's key and three models from `out` if they were made with this setting; else make them
+    (three items of `tracker`'s plan, see `plan.owner_plan`)."""
     out = Path(out)
     data = experiment_data(setting)
     spec = spec_for_data(setting.model, data.train.input_shape, data.train.num_classes)
     config = training_config(setting)
     key_dir = out / "owner-key"
-    if (key_dir / "verification_key.json").is_file() and all(_cached(out / "models" / n, setting) for n in EMBEDDINGS):
+    if owner_is_cached(setting, out):
         log.info("reusing the owner's key and models in %s", out)
         mk, vk = load_marking_key(key_dir), load_verification_key(key_dir)
         models = {name: load_model(out / "models" / name, device=setting.device)[0] for name in EMBEDDINGS}
@@ -101,16 +119,16 @@ def prepare_owner(setting: ExperimentSetting, out: str | Path, *, progress: bool
     mk, vk = keygen(data.train.classes, data.train.input_shape, size=setting.trigger_size)
     save_key_pair(key_dir, mk, vk)
     models: dict[str, nn.Module] = {}
-    log.info("training No-WM")
-    models["No-WM"] = build_model(spec, seed=setting.seed)
-    train(models["No-WM"], data.train, config, progress=progress)
-    log.info("training FROMSCRATCH")
-    models["FROMSCRATCH"] = build_model(spec, seed=setting.seed)
-    mark_from_scratch(models["FROMSCRATCH"], mk, data.train, config, k=k, progress=progress)
-    log.info("training PRETRAINED")
-    models["PRETRAINED"] = build_model(spec, seed=setting.seed)
-    models["PRETRAINED"].load_state_dict(models["No-WM"].state_dict())
-    mark_pretrained(models["PRETRAINED"], mk, data.train, pretrained_config(setting), k=k, progress=progress)
+    with step(tracker, "train No-WM (model 1 of 3)"):
+        models["No-WM"] = build_model(spec, seed=setting.seed)
+        train(models["No-WM"], data.train, config, progress=progress)
+    with step(tracker, "train FROMSCRATCH (model 2 of 3)"):
+        models["FROMSCRATCH"] = build_model(spec, seed=setting.seed)
+        mark_from_scratch(models["FROMSCRATCH"], mk, data.train, config, k=k, progress=progress)
+    with step(tracker, "train PRETRAINED (model 3 of 3)"):
+        models["PRETRAINED"] = build_model(spec, seed=setting.seed)
+        models["PRETRAINED"].load_state_dict(models["No-WM"].state_dict())
+        mark_pretrained(models["PRETRAINED"], mk, data.train, pretrained_config(setting), k=k, progress=progress)
     for name, model in models.items():
         info = ModelInfo(
             spec,

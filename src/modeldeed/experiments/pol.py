@@ -15,7 +15,8 @@ from typing import Any
 import torch
 
 from ..models import build_model, spec_for_data
-from .owner import experiment_data, training_config
+from ..progress import Tracker
+from .owner import experiment_data, step, training_config
 from .setting import ExperimentRecord, ExperimentSetting
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ def pol(
     methods: tuple[str, ...] = SPOOF_METHODS,
     checkpoint_every: int | None = None,
     attack_epochs: int | None = None,
+    tracker: Tracker | None = None,
 ) -> ExperimentRecord:
     """Record, calibrate and verify an honest proof; spoof it with every method at two lengths; compare."""
     from ..attacks.pol_spoof import honest_training_cost
@@ -54,67 +56,70 @@ def pol(
     k = checkpoint_every or max(1, min(100, steps_per_epoch // 3))
     statement, opening = make_statement(data.train, config, spec, checkpoint_every=k)
     model = build_model(spec, seed=config.seed)
-    recording = record_training(
-        model,
-        data.train,
-        config,
-        out / "honest",
-        spec=spec,
-        checkpoint_every=k,
-        init_seed=config.seed,
-        statement=CarriedStatement(statement=statement, opening=opening),
-        progress=progress,
-    )
-    calibration = calibrate(out / "honest", data.train, threads=(1, 2), progress=progress)
+    with step(tracker, "record the honest proof"):
+        recording = record_training(
+            model,
+            data.train,
+            config,
+            out / "honest",
+            spec=spec,
+            checkpoint_every=k,
+            init_seed=config.seed,
+            statement=CarriedStatement(statement=statement, opening=opening),
+            progress=progress,
+        )
+    with step(tracker, "calibrate delta (replays at two thread counts)"):
+        calibration = calibrate(out / "honest", data.train, threads=(1, 2), progress=progress)
     reference = VerificationPolicy.reference()
     hardening = Hardening(statement=statement)
-    honest = {
-        "proof_id": recording.proof_id,
-        "k": k,
-        "steps": recording.result.steps,
-        "calibration": calibration.to_json(),
-        "reference": VerdictSummary.of(verify_proof(out / "honest", data.train, reference)).to_json(),
-        "hardened": VerdictSummary.of(verify_proof(out / "honest", data.train, hardening.policy())).to_json(),
-    }
+    with step(tracker, "verify the honest proof (reference and hardened)"):
+        honest = {
+            "proof_id": recording.proof_id,
+            "k": k,
+            "steps": recording.result.steps,
+            "calibration": calibration.to_json(),
+            "reference": VerdictSummary.of(verify_proof(out / "honest", data.train, reference)).to_json(),
+            "hardened": VerdictSummary.of(verify_proof(out / "honest", data.train, hardening.policy())).to_json(),
+        }
     honest_cost = honest_training_cost(spec, data.train, config, measure_steps=min(50, steps_per_epoch))
     spoofs: list[dict[str, Any]] = []
     for method in methods:
         epochs: int | None = None
         for length in ("shortest", "double"):
-            log.info("pol experiment: %s, %s proof", method, length)
-            spoof = make_spoof(
-                method,
-                seed=setting.seed,
-                epochs=epochs,
-                progress=progress,
-                device=setting.device,
-                **SPOOF_SETTINGS.get(method, {}),
-            )
-            report = spoof_and_verify(
-                spoof,
-                model,
-                spec,
-                data.train,
-                config=config,
-                out=out / f"{method}-{length}",
-                honest_cost=honest_cost,
-                hardening=Hardening(),
-            )
-            doc = report.to_json()
-            declared = doc["spoof"]["declared_training"]["epochs"]
-            spoofs.append(
-                {
-                    "method": method,
-                    "length": length,
-                    "epochs": declared,
-                    "steps": doc["spoof"]["steps"],
-                    "cost": doc["spoof"]["cost"],
-                    "cost_ratio": doc["cost_ratio"],
-                    "reference": doc["reference"],
-                    "hardened": doc["hardened"],
-                }
-            )
-            epochs = 2 * declared
+            with step(tracker, f"spoof {method}, {length} proof"):
+                spoof = make_spoof(
+                    method,
+                    seed=setting.seed,
+                    epochs=epochs,
+                    progress=progress,
+                    device=setting.device,
+                    **SPOOF_SETTINGS.get(method, {}),
+                )
+                report = spoof_and_verify(
+                    spoof,
+                    model,
+                    spec,
+                    data.train,
+                    config=config,
+                    out=out / f"{method}-{length}",
+                    honest_cost=honest_cost,
+                    hardening=Hardening(),
+                )
+                doc = report.to_json()
+                declared = doc["spoof"]["declared_training"]["epochs"]
+                spoofs.append(
+                    {
+                        "method": method,
+                        "length": length,
+                        "epochs": declared,
+                        "steps": doc["spoof"]["steps"],
+                        "cost": doc["spoof"]["cost"],
+                        "cost_ratio": doc["cost_ratio"],
+                        "reference": doc["reference"],
+                        "hardened": doc["hardened"],
+                    }
+                )
+                epochs = 2 * declared
     record.results = {
         "honest": honest,
         "honest_cost": honest_cost.to_json(),

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from .. import __version__
+from .._version import __version__
 from ..files import write_json_atomic
 
 
@@ -43,6 +43,7 @@ class ExperimentRecord:
     setting: ExperimentSetting
     results: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
+    notes: list[str] = field(default_factory=list)  # warnings of the attacks and spoofs it ran (see notes.py)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -53,6 +54,7 @@ class ExperimentRecord:
             "machine": machine_description(),
             "seconds": round(time.time() - self.started, 2),
             "results": self.results,
+            "notes": self.notes,
         }
 
     def save(self, directory: str | Path) -> Path:

@@ -12,8 +12,9 @@ from typing import Any
 
 from ..attacks import FTAL, FTLL, RTAL, RTLL, OwnershipPiracy, TransferLearning, paper_settings, watermark_verifier
 from ..data import Dataset, DataSplits, load_dataset
+from ..progress import Tracker
 from ..training import accuracy
-from .owner import EMBEDDINGS, Owner, prepare_owner, pretrained_config
+from .owner import EMBEDDINGS, Owner, prepare_owner, pretrained_config, step
 from .setting import ExperimentRecord, ExperimentSetting
 
 log = logging.getLogger(__name__)
@@ -25,33 +26,41 @@ def pct(x: float) -> float:
     return round(100.0 * x, 2)
 
 
-def functionality(setting: ExperimentSetting, out: str | Path, *, progress: bool = True) -> ExperimentRecord:
+def functionality(
+    setting: ExperimentSetting, out: str | Path, *, progress: bool = True, tracker: Tracker | None = None
+) -> ExperimentRecord:
     """Table 1: test and trigger-set accuracy of No-WM, FROMSCRATCH and PRETRAINED."""
     record = ExperimentRecord("functionality", setting)
-    owner = prepare_owner(setting, out, progress=progress)
+    owner = prepare_owner(setting, out, progress=progress, tracker=tracker)
     verifier = watermark_verifier(owner.marking_key, owner.verification_key)
     rows = []
-    for name in EMBEDDINGS:
-        model = owner.models[name]
-        verdict = verifier(model)
-        rows.append(
-            {
-                "model": name,
-                "test_accuracy": pct(accuracy(model, owner.data.test)),
-                "trigger_accuracy": pct(verdict.trigger_accuracy),
-                "accepted": bool(verdict.accepted),
-            }
-        )
+    with step(tracker, "evaluate the three models"):
+        for name in EMBEDDINGS:
+            model = owner.models[name]
+            verdict = verifier(model)
+            rows.append(
+                {
+                    "model": name,
+                    "test_accuracy": pct(accuracy(model, owner.data.test)),
+                    "trigger_accuracy": pct(verdict.trigger_accuracy),
+                    "accepted": bool(verdict.accepted),
+                }
+            )
     record.results = {"rows": rows, "trigger_set_size": setting.trigger_size}
     return record
 
 
 def unremovability(
-    setting: ExperimentSetting, out: str | Path, *, progress: bool = True, attack_epochs: int | None = None
+    setting: ExperimentSetting,
+    out: str | Path,
+    *,
+    progress: bool = True,
+    attack_epochs: int | None = None,
+    tracker: Tracker | None = None,
 ) -> ExperimentRecord:
     """Fig. 6: the four fine-tunings on both embeddings; trigger accuracy with the attacker's and the original head."""
     record = ExperimentRecord("unremovability", setting)
-    owner = prepare_owner(setting, out, progress=progress)
+    owner = prepare_owner(setting, out, progress=progress, tracker=tracker)
     verifier = watermark_verifier(owner.marking_key, owner.verification_key)
     settings = attack_settings(owner, setting, attack_epochs, progress)
     rows = []
@@ -70,8 +79,8 @@ def unremovability(
             }
         )
         for name, cls in FINE_TUNINGS.items():
-            log.info("unremovability: %s on %s", name, embedding)
-            _, result = cls(**settings)(model, owner.data.train, test=owner.data.test, verifier=verifier)
+            with step(tracker, f"{name} on {embedding}"):
+                _, result = cls(**settings)(model, owner.data.train, test=owner.data.test, verifier=verifier)
             original = result.original_head
             rows.append(
                 {
@@ -89,16 +98,20 @@ def unremovability(
 
 
 def piracy(
-    setting: ExperimentSetting, out: str | Path, *, progress: bool = True, attack_epochs: int | None = None
+    setting: ExperimentSetting,
+    out: str | Path,
+    *,
+    progress: bool = True,
+    attack_epochs: int | None = None,
+    tracker: Tracker | None = None,
 ) -> ExperimentRecord:
     """Fig. 7: a pirate embeds TS-NEW into the FROMSCRATCH model, then no tuning, FTAL or RTAL."""
     record = ExperimentRecord("piracy", setting)
-    owner = prepare_owner(setting, out, progress=progress)
+    owner = prepare_owner(setting, out, progress=progress, tracker=tracker)
     verifier = watermark_verifier(owner.marking_key, owner.verification_key)
     settings = attack_settings(owner, setting, attack_epochs, progress)
     rows = []
     for tuning in ("none", "ftal", "rtal"):
-        log.info("piracy: embed TS-NEW, then %s", tuning)
         attack = OwnershipPiracy(
             finetune=tuning,
             trigger_size=setting.trigger_size,
@@ -107,7 +120,8 @@ def piracy(
             embed_lr=pretrained_config(setting).lr,
             **settings,
         )
-        _, result = attack(owner.models["FROMSCRATCH"], owner.data.train, test=owner.data.test, verifier=verifier)
+        with step(tracker, f"piracy: embed TS-NEW, then {'none' if tuning == 'none' else tuning.upper()}"):
+            _, result = attack(owner.models["FROMSCRATCH"], owner.data.train, test=owner.data.test, verifier=verifier)
         pirate = result.details["pirate"]  # TS-NEW, judged by the pirate's own verifier
         rows.append(
             {
@@ -131,16 +145,18 @@ def transfer(
     target_dir: str | None = None,
     progress: bool = True,
     attack_epochs: int | None = None,
+    tracker: Tracker | None = None,
 ) -> ExperimentRecord:
     """Table 2 analogue: RTAL transfer of the FROMSCRATCH model to another dataset, verified with the original head."""
     record = ExperimentRecord("transfer", setting)
-    owner = prepare_owner(setting, out, progress=progress)
+    owner = prepare_owner(setting, out, progress=progress, tracker=tracker)
     verifier = watermark_verifier(owner.marking_key, owner.verification_key)
     settings = attack_settings(owner, setting, attack_epochs, progress)
     target_data, target_name = transfer_target(setting, target, target_dir)
-    _, result = TransferLearning(**settings)(
-        owner.models["FROMSCRATCH"], target_data, test=owner.data.test, verifier=verifier
-    )
+    with step(tracker, "transfer (RTAL, new head)"):
+        _, result = TransferLearning(**settings)(
+            owner.models["FROMSCRATCH"], target_data, test=owner.data.test, verifier=verifier
+        )
     record.results = {
         "rows": [
             {

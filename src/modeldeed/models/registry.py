@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +12,8 @@ import torch
 from torch import nn
 
 from ..errors import ModeldeedError
+from ..files import parse_json_bytes
+from .arguments import MAX_MODEL_BYTES, ModelSize, check_arguments, check_size, size_on_meta
 from .cnn import SmallCNN
 from .resnet import resnet18, resnet20
 
@@ -69,12 +70,9 @@ def spec_for_data(
 ) -> ModelSpec:
     """Fill in the data-derived arguments (channels, size, classes) the factory accepts, plus the user's JSON ones."""
     if isinstance(extra, str):
-        try:
-            extra = json.loads(extra)
-        except json.JSONDecodeError as exc:
-            raise ModeldeedError(f"model arguments must be a JSON object ({exc})") from None
+        extra = parse_json_bytes(extra.encode("utf-8", "surrogatepass"), "--model-args", max_bytes=1 << 20)
     if extra is not None and not isinstance(extra, dict):
-        raise ModeldeedError("model arguments must be a JSON object")
+        raise ModeldeedError(f"model arguments must be a JSON object, found {type(extra).__name__}")
     factory = resolve_factory(architecture, trust_code=trust_code)
     derived = {
         "in_channels": input_shape[0],
@@ -87,11 +85,38 @@ def spec_for_data(
         accepted = {k: v for k, v in derived.items() if takes_kwargs or k in params}
     except (TypeError, ValueError):
         accepted = {}
+    overridden = sorted(set(accepted) & set(extra or {}))
+    if overridden:
+        raise ModeldeedError(
+            f"model arguments {', '.join(overridden)} come from the data "
+            f"({ {k: accepted[k] for k in overridden} }); do not set them in the model arguments"
+        )
     return ModelSpec(architecture, {**accepted, **(extra or {})})
 
 
-def build_model(spec: ModelSpec, *, seed: int | None = None, trust_code: bool = False) -> nn.Module:
-    """Instantiate a model; with `seed`, its initial weights are a pure function of the seed."""
+def measure_model(spec: ModelSpec, *, trust_code: bool = False, max_bytes: int = MAX_MODEL_BYTES) -> ModelSize | None:
+    """Check a spec's arguments and size it on the meta device: what its state holds, or None when
+    a trusted user factory cannot be sized. Refuses (ModeldeedError) anything over the limits; allocates nothing.
+    """
+    factory = resolve_factory(spec.architecture, trust_code=trust_code)
+    arguments = check_arguments(spec.architecture, spec.arguments)
+    size = size_on_meta(spec.architecture, factory, arguments)
+    check_size(spec.architecture, arguments, size, max_bytes)
+    return size
+
+
+def build_model(
+    spec: ModelSpec, *, seed: int | None = None, trust_code: bool = False, max_bytes: int = MAX_MODEL_BYTES
+) -> nn.Module:
+    """Instantiate a model; with `seed`, its initial weights are a pure function of the seed.
+
+    Every model is built here, and only after `measure_model` checked its arguments and sized it on the meta
+    device (see `models.arguments`): arguments from a file a stranger wrote cannot make it allocate more than
+    `max_bytes`. Errors are ModeldeedErrors; callers that read the spec from a file add the file's name.
+    """
+    if seed is not None and not 0 <= seed < 2**64:
+        raise ModeldeedError(f"seed must lie in [0, 2**64), got {seed}")
+    measure_model(spec, trust_code=trust_code, max_bytes=max_bytes)
     factory = resolve_factory(spec.architecture, trust_code=trust_code)
     with torch.random.fork_rng(devices=[]):
         if seed is not None:

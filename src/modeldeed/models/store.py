@@ -4,20 +4,45 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
-from .. import __version__
-from ..errors import FormatError, file_error
-from ..files import read_json_object, read_safetensors, safetensors_bound, write_json_atomic, write_safetensors_atomic
-from ..validation import Fields
-from .registry import ModelSpec, build_model
+from .._version import __version__
+from ..errors import FormatError, ModeldeedError, file_error
+from ..files import (
+    parse_safetensors_bytes,
+    read_json_object,
+    read_regular_file,
+    safetensors_bound,
+    write_json_atomic,
+    write_safetensors_atomic,
+)
+from ..schema import Document, Name, validate_document
+from .arguments import MAX_CHANNELS, MAX_CLASSES, MAX_MODEL_BYTES, MAX_SIDE
+from .registry import DATA_ARGUMENTS, ModelSpec, build_model, is_user_factory, measure_model
 
 MODEL_FORMAT = "modeldeed.model"
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "model.json"
+MAX_META_BYTES = 16 << 20
+
+
+class ModelDocument(Document):
+    """model.json: what rebuilds the architecture, and what the model's outputs and inputs mean."""
+
+    format: Literal["modeldeed.model"]
+    version: Literal[1]
+    modeldeed_version: Annotated[str, Field(max_length=64)]
+    architecture: Name  # a built-in name, or "package.module:factory" (imported only with trust)
+    arguments: dict[str, Any]  # checked per architecture by models.arguments before anything is built
+    classes: Annotated[list[Annotated[str, Field(max_length=1024)]], Field(min_length=1, max_length=MAX_CLASSES)]
+    input_shape: Annotated[
+        list[Annotated[int, Field(ge=1, le=max(MAX_CHANNELS, MAX_SIDE))]], Field(min_length=3, max_length=3)
+    ]
+    extra: dict[str, Any] | None = None  # free-form notes (training config, dataset, proof id); never executed
 
 
 @dataclass(frozen=True)
@@ -58,28 +83,60 @@ def save_model(directory: str | Path, model: nn.Module, info: ModelInfo) -> Path
 
 
 def read_model_info(directory: str | Path) -> ModelInfo:
-    path = Path(directory) / META_FILE
+    """model.json through the bounded reader, validated as a `ModelDocument` (no file outside `directory`)."""
     if not Path(directory).is_dir():
-        raise file_error(FormatError, directory, "model directory not found")
-    fields = Fields(read_json_object(path), path)
-    fields.expect_format(MODEL_FORMAT)
-    arguments = fields.object("arguments").obj
-    classes = tuple(fields.str_list("classes"))
-    if not classes:
-        raise fields.fail("classes", "must name at least one class")
-    shape = fields.int_list("input_shape", length=3, minimum=1)
-    extra = fields.object("extra").obj if fields.has("extra") else None
-    return ModelInfo(ModelSpec(fields.str("architecture"), arguments), classes, (shape[0], shape[1], shape[2]), extra)
+        problem = "is a file, not a model directory" if Path(directory).exists() else "model directory not found"
+        raise file_error(FormatError, directory, problem)
+    path = Path(directory) / META_FILE
+    return model_info_from_json(read_json_object(path, within=directory, max_bytes=MAX_META_BYTES), path)
+
+
+def model_info_from_json(obj: Any, source: str | Path) -> ModelInfo:
+    """Validate a parsed model.json (see `ModelDocument`): types, ranges, and agreement of a built-in
+    architecture's data arguments with `input_shape` and `classes`."""
+    doc = validate_document(ModelDocument, obj, source)
+    shape = (doc.input_shape[0], doc.input_shape[1], doc.input_shape[2])
+    if not is_user_factory(doc.architecture):
+        declared = {"in_channels": shape[0], "num_classes": len(doc.classes), "input_size": [shape[1], shape[2]]}
+        for name in DATA_ARGUMENTS:
+            if name in doc.arguments and doc.arguments[name] != declared[name]:
+                raise file_error(
+                    FormatError,
+                    source,
+                    f"field 'arguments.{name}' is {str(doc.arguments[name])[:40]}, but input_shape and classes "
+                    f"say {declared[name]}",
+                )
+    return ModelInfo(ModelSpec(doc.architecture, dict(doc.arguments)), tuple(doc.classes), shape, doc.extra)
 
 
 def load_model(directory: str | Path, *, trust_code: bool = False, device: str = "cpu") -> tuple[nn.Module, ModelInfo]:
-    """Rebuild the architecture from model.json and load the exact tensors; every mismatch names the file."""
+    """Rebuild the architecture from model.json and load the exact tensors; every mismatch names the file.
+
+    The architecture is checked and sized before it is built (`build_model`), and the weights file is
+    refused by its size unless it can hold exactly that architecture's tensors.
+    """
     info = read_model_info(directory)
-    model = build_model(info.spec, trust_code=trust_code)
-    weights_path = Path(directory) / WEIGHTS_FILE
-    expected = model.state_dict()
-    size = sum(t.numel() * t.element_size() for t in expected.values())
-    tensors = read_safetensors(weights_path, max_bytes=safetensors_bound(size, len(expected)), within=directory)
+    meta_path, weights_path = Path(directory) / META_FILE, Path(directory) / WEIGHTS_FILE
+    try:
+        size = measure_model(info.spec, trust_code=trust_code)
+    except ModeldeedError as exc:
+        raise file_error(FormatError, meta_path, str(exc)) from None
+    # The weights are read before the model is built: what is allocated is bounded by the file the user
+    # actually has, never by what model.json claims.
+    bound = safetensors_bound(size.nbytes, size.tensors) if size else MAX_MODEL_BYTES
+    data = read_regular_file(weights_path, max_bytes=bound, within=directory)
+    if size and len(data) < size.nbytes:
+        raise file_error(
+            FormatError,
+            weights_path,
+            f"is {len(data)} bytes, too small for the {size.nbytes} bytes of tensors that {META_FILE} describes",
+        )
+    tensors = parse_safetensors_bytes(data, weights_path)
+    del data
+    try:
+        model = build_model(info.spec, trust_code=trust_code)
+    except ModeldeedError as exc:
+        raise file_error(FormatError, meta_path, str(exc)) from None
     load_state_exactly(model, tensors, weights_path)
     return model.to(device), info
 

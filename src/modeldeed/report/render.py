@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..errors import FormatError, ModeldeedError, file_error
 from ..files import read_json_object, write_bytes_atomic
+from ..schema import validate_document
 from . import papers
 from .figures import grouped_bars
 from .html import Page
+from .results import ExperimentDocument
+from .verdict import experiment_claims
+
+MAX_RESULTS_BYTES = 64 << 20
 
 EXPERIMENT_ORDER = ("functionality", "unremovability", "piracy", "transfer", "pol")
 
@@ -22,29 +28,48 @@ def load_results(directory: str | Path) -> dict[str, dict[str, Any]]:
         raise file_error(ModeldeedError, directory, "results directory not found")
     found: dict[str, dict[str, Any]] = {}
     for path in sorted(directory.glob("*.json")):
-        doc = read_json_object(path)
+        doc = read_json_object(path, within=directory, max_bytes=MAX_RESULTS_BYTES)
         if doc.get("format") != "modeldeed.experiment":
-            continue
-        name = doc.get("experiment")
-        if not isinstance(name, str) or not isinstance(doc.get("results"), dict):
-            raise file_error(
-                FormatError, path, "an experiment file needs a string 'experiment' and an object 'results'"
-            )
-        found[name] = doc
+            continue  # other JSON beside the results (an attack suite's, a demo's) is not ours to read
+        record = validate_document(ExperimentDocument, doc, path)
+        found[record.experiment] = {**doc, "source": str(path)}
     return found
 
 
 def build_report(directory: str | Path, out: str | Path | None = None) -> Path:
-    """Write `report.html` (or `out`) for the experiments found in `directory`; return its path."""
+    """Write `report.html` (or `out`) for the results in `directory`: a demo run's results.json, or the
+    experiments' *.json; return its path."""
+    directory = Path(directory)
+    demo = demo_results(directory)
+    if demo is not None:
+        from .demo import build_demo_report
+
+        try:
+            return build_demo_report(demo, Path(out) if out else directory / "report.html", files=directory)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            problem = f"missing field {exc}" if isinstance(exc, KeyError) else f"malformed ({exc})"
+            raise file_error(
+                FormatError, directory / "results.json", f"not a complete demo results file: {problem}"
+            ) from None
     results = load_results(directory)
     if not results:
-        raise ModeldeedError(f"{directory}: no experiment results (*.json from `modeldeed experiment`) found")
+        runs = sorted(p.parent.name for p in directory.glob("*/results.json"))
+        hint = f"; it holds demo runs, pass one of them (e.g. {directory / runs[-1]})" if runs else ""
+        raise ModeldeedError(
+            f"{directory}: no results found (results.json of `modeldeed demo`, or *.json of `modeldeed experiment`)"
+            + hint
+        )
     page = Page("modeldeed — the papers' experiments, reproduced")
+    try:
+        page.verdict([(c.holds, c.sentence) for c in experiment_claims(results)])
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise ModeldeedError(f"{directory}: an experiment file lacks a field the report needs ({exc})") from None
     page.paragraph(
         "Our numbers beside the papers' published ones. Accuracies in percent. Each section states the "
         "dataset, model, epochs and seed it ran with; see docs/reproduction.md for what differs at this scale.",
         css="note",
     )
+    evidence_section(page, results, directory)
     for name in sorted(results, key=lambda n: EXPERIMENT_ORDER.index(n) if n in EXPERIMENT_ORDER else 99):
         section = SECTIONS.get(name)
         if section is None:
@@ -52,10 +77,96 @@ def build_report(directory: str | Path, out: str | Path | None = None) -> Path:
         doc = results[name]
         page.heading(TITLES[name])
         page.paragraph(describe_setting(doc), css="note")
-        section(page, doc["results"])
-    path = Path(out) if out else Path(directory) / "report.html"
+        try:
+            section(page, doc["results"])
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            problem = f"missing entry {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+            raise file_error(
+                FormatError, doc["source"], f"'results' do not have the layout of a {name} experiment ({problem})"
+            ) from None
+        for note in doc.get("notes") or []:
+            page.paragraph(f"Note from the run: {note}", css="note")
+    path = Path(out) if out else directory / "report.html"
     write_bytes_atomic(path, page.render().encode())
     return path
+
+
+def demo_results(directory: Path) -> dict[str, Any] | None:
+    """The results.json of a demo run in `directory`, or None when there is none."""
+    path = directory / "results.json"
+    if not path.is_file():
+        return None
+    doc = read_json_object(path)
+    if doc.get("format") != "modeldeed.demo":
+        return None
+    if doc.get("version") != 2:
+        raise file_error(
+            FormatError,
+            path,
+            f"demo results version {doc.get('version')!r}; this modeldeed renders version 2 (run the demo again)",
+        )
+    return doc
+
+
+def evidence_section(page: Page, results: dict[str, dict[str, Any]], directory: Path) -> None:
+    """The software and machine of each run, and the command that runs each experiment again."""
+    page.heading("Evidence")
+    rows = []
+    for name, doc in results.items():
+        m = doc.get("machine", {})
+        rows.append(
+            [
+                name,
+                m.get("modeldeed"),
+                m.get("torch"),
+                m.get("python"),
+                m.get("cuda") or f"CPU, {m.get('threads')} threads",
+                doc.get("seconds"),
+            ]
+        )
+    page.table(["experiment", "modeldeed", "torch", "Python", "device", "seconds"], rows)
+    page.paragraph(
+        "Each experiment again, with the setting it recorded (the owner's models are trained once per directory "
+        "and reused; the keys are new, so trigger accuracies of models without the watermark vary by chance):",
+        css="note",
+    )
+    for name in sorted(results, key=lambda n: EXPERIMENT_ORDER.index(n) if n in EXPERIMENT_ORDER else 99):
+        page.code(experiment_command(name, results[name], directory))
+
+
+def experiment_command(name: str, doc: dict[str, Any], directory: Path) -> str:
+    """The `modeldeed experiment` line that reproduces `doc` (shell-quoted: the values come from a file)."""
+    s = doc.get("setting", {})
+    argv = ["experiment", name, "--data", str(s.get("data"))]
+    if s.get("data_dir"):
+        argv += ["--data-dir", str(s["data_dir"])]
+    for option, key in (
+        ("--model", "model"),
+        ("--epochs", "epochs"),
+        ("--batch-size", "batch_size"),
+        ("--lr", "lr"),
+        ("--seed", "seed"),
+        ("--trigger-size", "trigger_size"),
+        ("--triggers-per-batch", "triggers_per_batch"),
+        ("--train-limit", "train_limit"),
+    ):
+        if s.get(key) is not None:
+            argv += [option, f"{s[key]:g}" if isinstance(s[key], float) else str(s[key])]
+    if s.get("device") not in (None, "cpu"):
+        argv += ["--device", str(s["device"])]
+    attack_epochs = (doc.get("results", {}).get("attack_settings") or {}).get("epochs")
+    if attack_epochs is not None and attack_epochs != s.get("epochs"):
+        argv += ["--attack-epochs", str(attack_epochs)]
+    if name == "transfer":
+        rows = doc.get("results", {}).get("rows") or [{}]
+        target = str(rows[0].get("transfer", "")).rpartition("→ ")[2]
+        if target:
+            argv += ["--target", target]
+    threads = doc.get("machine", {}).get("threads")
+    if threads:
+        argv += ["--threads", str(threads)]
+    argv += ["--out", str(directory)]
+    return "modeldeed " + " ".join(shlex.quote(a) for a in argv)
 
 
 def describe_setting(doc: dict[str, Any]) -> str:

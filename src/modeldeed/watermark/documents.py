@@ -235,7 +235,8 @@ D = TypeVar("D", bound=Document)
 
 
 def _checked(model: type[D], obj: Any, source: str | Path, **options: Any) -> D:
-    if isinstance(obj, dict) and obj.get("version") == 1 and obj.get("format") in OLD_VERSION:
+    old = isinstance(obj, dict) and type(obj.get("version")) is int and obj["version"] == 1
+    if old and isinstance(obj.get("format"), str) and obj["format"] in OLD_VERSION:
         raise file_error(FormatError, source, f"is version 1 of {obj['format']}: {OLD_VERSION[obj['format']]}")
     doc = validate_document(model, obj, source)
     problem = CHECKS[model](doc, **options)
