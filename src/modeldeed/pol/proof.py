@@ -116,9 +116,10 @@ class StepColumns(Document):
 
 
 class HeaderDoc(Document):
-    """What is recorded once, before the first step (also `recording/header.json` while recording)."""
+    """What is recorded once, before the first step (also `recording/header.json` while recording, and an opened
+    proof's `header`). Its format is proof.json's: only `ProofDoc` declares it, so that one class owns it."""
 
-    format: Literal["modeldeed.pol.proof"]
+    format: Annotated[str, Field(pattern=r"^modeldeed\.pol\.proof$")]
     version: Literal[2]
     modeldeed_version: Annotated[str, Field(max_length=64)]
     model: ModelDoc
@@ -133,6 +134,9 @@ class HeaderDoc(Document):
 
 
 class ProofDoc(HeaderDoc):
+    """proof.json (`modeldeed.pol.proof`, version 2)."""
+
+    format: Literal["modeldeed.pol.proof"]
     total_steps: Annotated[int, Field(ge=0, le=MAX_STEPS)]
     steps: StepColumns
     checkpoints: Annotated[list[CheckpointDoc], Field(max_length=MAX_CHECKPOINTS)]
