@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import torch
-from common import FASHION_DIR
 
 from modeldeed.data import DataSplits, load_dataset
 from modeldeed.errors import DataError
@@ -32,9 +31,9 @@ from modeldeed.training import TrainConfig
 
 
 def fashion_or_digits(samples: int, data_dir: str | None) -> DataSplits:
-    """Fashion-MNIST (from --data-dir, else Debian's package) limited to `samples`, else the embedded digits."""
+    """Fashion-MNIST limited to `samples` (from --data-dir, $MODELDEED_DATA or Debian's package), else digits."""
     try:
-        splits = load_dataset("fashion-mnist", data_dir or FASHION_DIR)
+        splits = load_dataset("fashion-mnist", data_dir)  # --data-dir, else $MODELDEED_DATA, else Debian's
     except DataError:
         splits = load_dataset("digits")
     return DataSplits(splits.train.subset(range(min(samples, len(splits.train)))), splits.test)
