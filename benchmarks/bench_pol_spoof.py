@@ -35,7 +35,7 @@ from modeldeed.models import build_model, spec_for_data
 from modeldeed.pol import VerificationPolicy, record_training, verify_proof
 from modeldeed.pol.calibrate import propose_delta
 from modeldeed.pol.distances import METRICS, distances
-from modeldeed.pol.hardened import hardened_policy
+from modeldeed.pol.policy import hardened_policy
 from modeldeed.training import TrainConfig, accuracy, train
 
 
@@ -86,15 +86,15 @@ def main() -> None:
             started = time.perf_counter()
             record_training(model, data, config, proof, spec=spec, checkpoint_every=args.k, init_seed=0, progress=False)
             recording = time.perf_counter() - started
-            reference = VerdictSummary.of(verify_proof(proof, data))
+            reference = VerdictSummary.of(verify_proof(proof, data, VerificationPolicy.reference()))
             hardened = VerdictSummary.of(verify_proof(proof, data, hardened_policy()))
             torch.set_num_threads(2 if args.threads == 1 else 1)
-            other = VerdictSummary.of(verify_proof(proof, data))
+            other = VerdictSummary.of(verify_proof(proof, data, VerificationPolicy.reference()))
             torch.set_num_threads(args.threads)
             # pol calibrate's rule (delta = min(10 eps, sqrt(eps d_ref))) applied to the cross-thread replay error
             # just measured: what a per-machine calibration of this honest proof proposes.
             eps = other.max_normalised_error
-            tight = VerificationPolicy(delta={m: propose_delta(eps.get(m, 0.0), 1.0, 10.0) for m in METRICS})
+            tight = VerificationPolicy.reference(delta={m: propose_delta(eps.get(m, 0.0), 1.0, 10.0) for m in METRICS})
             w0, _ = sorted_initialisation(model, spec, seed=0)
             gap = distances(flat_state(model, w0), flat_state(model, state_of(model)))
             d_ref = reference_distance(model, state_of(model))

@@ -1,4 +1,4 @@
-"""Fuzz training statements and seed openings (modeldeed.pol.commitment.load_statement / load_opening)."""
+"""Fuzz training statements and seed openings (modeldeed.pol.statement.load_statement / load_opening)."""
 
 import sys
 import tempfile
@@ -10,7 +10,7 @@ from harness import run
 
 with atheris.instrument_imports(include=["modeldeed"]):
     from modeldeed.errors import ModeldeedError
-    from modeldeed.pol.commitment import load_opening, load_statement
+    from modeldeed.pol.statement import load_opening, load_statement
 
 SCRATCH = Path(tempfile.mkdtemp(prefix="fuzz-statement-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
 FILE = SCRATCH / "statement.json"

@@ -31,7 +31,10 @@ def main() -> None:
     shutil.rmtree(WORK_DIR, ignore_errors=True)
     WORK_DIR.mkdir(parents=True)
     w = WORK_DIR
-    modeldeed("pol", "commit", "--data", "digits", "--seed", "3", "--out", str(w / "statement"))
+    modeldeed(  # the statement binds every setting of the run below (pol.statement)
+        "pol", "commit", "--data", "digits", "--epochs", "1", "--seed", "3", "--model-args", '{"width": 4}',
+        "--checkpoint-every", "8", "--out", str(w / "statement"),
+    )  # fmt: skip
     modeldeed(
         "train", "--data", "digits", "--epochs", "1", "--seed", "3", "--model-args", '{"width": 4}',
         "--out", str(w / "model"), "--proof", str(w / "proof"), "--checkpoint-every", "8",

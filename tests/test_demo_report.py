@@ -17,8 +17,8 @@ from modeldeed.errors import ModeldeedError
 from modeldeed.experiments import ExperimentSetting, run_experiment
 from modeldeed.experiments.demo import DemoSetting, run_demo
 from modeldeed.experiments.rundir import RunDirectory, default_run_directory
-from modeldeed.pol.commitment import load_statement
 from modeldeed.pol.proof import load_proof
+from modeldeed.pol.statement import load_statement
 from modeldeed.report.render import build_report
 from modeldeed.report.verdict import demo_claims
 from modeldeed.watermark import load_verification_key

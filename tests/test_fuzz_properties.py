@@ -28,8 +28,8 @@ from modeldeed.files import parse_json_bytes, parse_safetensors_bytes
 from modeldeed.models import build_model, load_state_exactly, measure_model, read_model_info
 from modeldeed.models.store import model_info_from_json
 from modeldeed.pol.checkpoints import decode_checkpoint
-from modeldeed.pol.commitment import load_opening, load_statement
 from modeldeed.pol.proof import MAX_PROOF_BYTES, parse_proof
+from modeldeed.pol.statement import load_opening, load_statement
 from modeldeed.watermark.keys import load_marking_key, load_verification_key
 
 SECONDS_PER_INPUT = 5.0
@@ -51,9 +51,10 @@ def peak_mb() -> float:
 def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Real files written by modeldeed: a statement, a model with its proof, and three kinds of key."""
     w = tmp_path_factory.mktemp("real")
-    assert main(["pol", "commit", "--data", "digits", "--seed", "3", "--out", str(w / "statement")]) == 0
-    argv = ["train", "--data", "digits", "--epochs", "1", "--seed", "3", "--model-args", '{"width": 4}']
-    argv += ["--out", str(w / "model"), "--proof", str(w / "proof"), "--checkpoint-every", "8"]
+    settings = ["--data", "digits", "--epochs", "1", "--seed", "3", "--model-args", '{"width": 4}']
+    settings += ["--checkpoint-every", "8"]  # the statement binds every setting of the run (pol.statement)
+    assert main(["pol", "commit", *settings, "--out", str(w / "statement")]) == 0
+    argv = ["train", *settings, "--out", str(w / "model"), "--proof", str(w / "proof")]
     assert main([*argv, "--statement", str(w / "statement"), "--no-progress"]) == 0
     assert main(["watermark", "keygen", "--data", "digits", "--size", "8", "--out", str(w / "key")]) == 0
     assert main(["watermark", "pkeygen", "--data", "digits", "--security", "4", "--out", str(w / "pkey")]) == 0

@@ -53,7 +53,8 @@ def test_train_records_a_proof_that_verifies(proof_dir, capsys):
     proof_id = model_json["extra"]["proof_id"]
     assert (proof_dir / "proof" / "proof.json").is_file()
     code, out, _ = run(capsys, "pol", "verify", str(proof_dir / "proof"), "--data", "digits")
-    assert code == 0 and f"proof {proof_id}: ACCEPTED" in out and "replay          passed" in out
+    assert code == 0 and f"proof {proof_id}: ACCEPTED" in out and "replay              passed" in out
+    assert "exact, bit-identical -> ok" in out  # replayed with the recorded thread count: every bit
     code, out, _ = run(capsys, "pol", "verify", str(proof_dir / "proof"), "--json", "--all", "--metric", "l2")
     doc = json.loads(out)
     assert code == 0 and doc["accepted"] is True and doc["reasons"] == [] and doc["proof_id"] == proof_id
@@ -133,8 +134,17 @@ def test_calibrate_proposes_delta_between_eps_repr_and_d_ref(proof_dir, tmp_path
     code, out, _ = run(capsys, "pol", "verify", str(proof_dir / "proof"), "--calibration", str(out_file), "--json")
     verdict = json.loads(out)
     assert code == 0 and verdict["policy"]["d_ref"] == doc["d_ref"]
+    assert verdict["policy"]["max_relative_error"] == doc["max_relative_error"]
+    for interval in verdict["intervals"]:  # replayed with the recorded thread count: exact, the bound is 0
+        assert interval["mode"] == "exact" and interval["threshold"]["l2"] == 0.0
+    code, out, _ = run(
+        capsys, "pol", "verify", str(proof_dir / "proof"), "--calibration", str(out_file), "--json", "--threads", "2"
+    )
+    verdict = json.loads(out)  # another thread count: the calibrated tolerance
+    assert code == 0 and verdict["mode"] == "tolerance", verdict["reasons"]
     for interval in verdict["intervals"]:
-        assert interval["threshold"]["l2"] == pytest.approx(doc["delta"]["l2"])
+        expected = min(doc["delta"]["l2"], doc["max_relative_error"] * interval["replayed_update"]["l2"])
+        assert interval["threshold"]["l2"] == pytest.approx(expected)
 
 
 class _Interrupt(Hook):

@@ -11,18 +11,7 @@ import torch.nn.functional as F
 
 from modeldeed.attacks.pol_spoof import interpolate_state, plan_epochs, state_of
 from modeldeed.attacks.pol_spoof_zhang import craft_noise, needed_gradient
-from modeldeed.errors import FormatError
 from modeldeed.models import build_model, spec_for_data
-from modeldeed.pol.commitment import (
-    SeedOpening,
-    TrainingStatement,
-    load_statement,
-    make_statement,
-    save_statement,
-    seed_commitment,
-)
-from modeldeed.pol.hardened import fiat_shamir_index, fiat_shamir_intervals, top_q_and_fiat_shamir
-from modeldeed.pol.intervals import IntervalInfo, top_q_per_epoch
 from modeldeed.pol.merkle import (
     LEAF_TAG,
     MembershipProof,
@@ -110,79 +99,6 @@ def test_tree_finds_samples(digits):
     tree = MerkleTree.from_samples(data.x, data.y)
     assert tree.find(leaf_hash(data.x[7].numpy(), int(data.y[7]))) == 7
     assert tree.find(leaf_hash((data.x[7] * 0.5).numpy(), int(data.y[7]))) is None
-
-
-# --------------------------------------------------------------------------------------------- statement
-
-
-def test_statement_opens_only_with_its_seed_and_nonce(digits, tmp_path):
-    data = digits.train.subset(range(30))
-    statement, opening = make_statement(data, 7, nonce=bytes(range(32)))
-    assert statement.opens(opening)
-    assert not statement.opens(SeedOpening(8, opening.nonce))
-    assert not statement.opens(SeedOpening(7, "00" * 32))
-    assert statement.seed_commitment == seed_commitment(7, bytes(range(32))).hex()
-    golden = hashlib.sha256(b"modeldeed/pol-seed/v1\x00" + (7).to_bytes(8, "big") + bytes(range(32))).hexdigest()
-    assert statement.seed_commitment == golden
-    assert statement.merkle_root == MerkleTree.from_samples(data.x, data.y).root.hex()
-    path = save_statement(tmp_path / "statement.json", statement)
-    assert load_statement(path) == statement
-    assert load_statement(path).id == statement.id
-    other, _ = make_statement(digits.train.subset(range(1, 31)), 7, nonce=bytes(range(32)))
-    assert other.id != statement.id
-
-
-def test_statement_loader_names_the_problem(tmp_path):
-    path = tmp_path / "statement.json"
-    path.write_text(
-        '{"format": "modeldeed.pol-statement", "version": 1, "dataset": "d", "samples": 3, '
-        '"sample_shape": [1, 8, 8], "merkle_root": "xyz", "seed_commitment": "' + "0" * 64 + '"}'
-    )
-    with pytest.raises(FormatError, match="merkle_root"):
-        load_statement(path)
-    assert (
-        TrainingStatement.from_json(
-            {
-                "format": "modeldeed.pol-statement",
-                "version": 1,
-                "dataset": "d",
-                "samples": 3,
-                "sample_shape": [1, 8, 8],
-                "merkle_root": "0" * 64,
-                "seed_commitment": "1" * 64,
-            },
-            "x",
-        ).samples
-        == 3
-    )
-
-
-# ------------------------------------------------------------------------------------------- Fiat-Shamir
-
-
-def test_fiat_shamir_draw_is_deterministic_distinct_and_spread():
-    from types import SimpleNamespace
-
-    intervals = [SimpleNamespace(index=i, epoch=i // 10) for i in range(30)]
-    a = fiat_shamir_intervals(intervals, 3, "ab" * 32)
-    assert a == fiat_shamir_intervals(intervals, 3, "ab" * 32)
-    assert len(a) == len(set(a)) == 9
-    for epoch in range(3):
-        assert sum(1 for i in a if i // 10 == epoch) == 3
-    assert fiat_shamir_intervals(intervals, 3, "cd" * 32) != a
-    assert fiat_shamir_intervals(intervals, 20, "ab" * 32) == list(range(30))
-    assert fiat_shamir_index("00" * 32, 0, 0, 1000) == 578  # golden values pin the derivation
-    assert fiat_shamir_index("ab" * 32, 3, 1, 7) == 0
-    counts = np.bincount([fiat_shamir_index(f"{i:064x}", 0, 0, 5) for i in range(2000)], minlength=5)
-    assert counts.min() > 300  # roughly uniform over 5
-
-
-def test_selector_adds_the_fiat_shamir_draw_to_top_q():
-    intervals = [IntervalInfo(i, 5 * i, 5 * i + 5, i // 6, {"l2": float(i % 6)}) for i in range(18)]
-    top = top_q_per_epoch(intervals, 1, ["l2"], "11" * 32)
-    drawn = fiat_shamir_intervals(intervals, 2, "11" * 32)
-    chosen = top_q_and_fiat_shamir(2)(intervals, 1, ["l2"], "11" * 32)
-    assert top == [5, 11, 17] and chosen == sorted(set(top) | set(drawn)) and len(chosen) > len(top)
 
 
 # -------------------------------------------------------------------------------------- spoof machinery

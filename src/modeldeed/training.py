@@ -1,8 +1,10 @@
 """The one training loop. Marking, proof-of-learning recording and attacks plug in through hooks.
 
 Everything a step depends on is a pure function of the config and the step number: the batch order
-(a seeded permutation per epoch), the augmentation seed and the learning rate. So any step can be
-replayed exactly from a checkpoint, which is what a proof-of-learning verifier does with `sgd_step`.
+(a seeded permutation per epoch), the augmentation seed, the learning rate, and the global RNG that layers
+such as dropout draw from (seeded from the config's seed when a run starts, and private to the run). So any
+step can be replayed exactly from a checkpoint, which is what a proof-of-learning verifier does with
+`sgd_step`.
 """
 
 from __future__ import annotations
@@ -245,6 +247,26 @@ def augment_seed(seed: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, step, 0xA5]).generate_state(1, np.uint64)[0] >> 1)
 
 
+def rng_seed(seed: int) -> int:
+    """The seed of the global torch RNG when a run starts at step 0 (dropout and the like draw from it)."""
+    return int(np.random.SeedSequence([seed, 0x52A6]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def seed_run_rng(config: TrainConfig) -> None:
+    """Put the global RNG where a run of `config` starts it, so the RNG state at W_0 follows from the seed."""
+    seed = rng_seed(config.seed)
+    torch.random.default_generator.manual_seed(seed)
+    for index in rng_devices(config):
+        torch.cuda.default_generators[index].manual_seed(seed)
+
+
+def rng_devices(config: TrainConfig) -> list[int]:
+    """The CUDA devices whose RNG a run on `config.device` uses (none on the CPU)."""
+    if not config.device.startswith("cuda") or not torch.cuda.is_available():
+        return []
+    return [torch.device(config.device).index or 0]
+
+
 def make_batch(
     data: Dataset,
     config: TrainConfig,
@@ -300,13 +322,34 @@ def train(
     parameters: Iterable[nn.Parameter] | None = None,
     optimizer_state: dict[str, Any] | None = None,
     start_step: int = 0,
+    rng_state: torch.Tensor | None = None,
     progress: bool = True,
 ) -> TrainResult:
     """Train `model` in place on `data` for `config.epochs` epochs, from global step `start_step`.
 
-    `parameters` limits what is trained (e.g. only the last layer); `optimizer_state` and `start_step`
-    resume an interrupted run exactly where it stopped.
+    `parameters` limits what is trained (e.g. only the last layer); `optimizer_state`, `start_step` and
+    `rng_state` (the CPU RNG state of the checkpoint) resume an interrupted run exactly where it stopped.
+    The run draws from its own copy of the global RNG, seeded from `config.seed` at step 0, and leaves the
+    caller's RNG as it was.
     """
+    with torch.random.fork_rng(devices=rng_devices(config)):
+        if rng_state is not None:
+            torch.set_rng_state(rng_state)
+        elif start_step == 0:
+            seed_run_rng(config)
+        return _train(model, data, config, hooks, parameters, optimizer_state, start_step, progress)
+
+
+def _train(
+    model: nn.Module,
+    data: Dataset,
+    config: TrainConfig,
+    hooks: Sequence[Hook],
+    parameters: Iterable[nn.Parameter] | None,
+    optimizer_state: dict[str, Any] | None,
+    start_step: int,
+    progress: bool,
+) -> TrainResult:
     if len(data) == 0:
         raise ModeldeedError(f"{data.name}: cannot train on an empty dataset")
     configure_determinism(config.deterministic)

@@ -26,8 +26,9 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, final
 
 import numpy as np
@@ -39,7 +40,7 @@ from ..errors import ModeldeedError
 from ..models import ModelSpec, build_model
 from ..pol.distances import METRICS, distances
 from ..pol.initialisation import ks_tests
-from ..pol.verify import DEFAULT_DELTA
+from ..pol.policy import DEFAULT_DELTA
 from ..training import TrainConfig, batch_indices, make_batch, make_optimizer, sgd_step, train
 
 log = logging.getLogger(__name__)
@@ -227,6 +228,9 @@ class SpoofedTrajectory:
     template: nn.Module  # the architecture (a private CPU copy), for building checkpoint tensors
     steps: list[SpoofStep] = field(default_factory=list)
     checkpoints: list[SpoofCheckpoint] = field(default_factory=list)
+    free_field: str | None = None  # what the proof's free-form environment.platform field says (None: the truth)
+    # runs on the written proof directory with the result's details (to add to); returns the final proof id
+    finish: Callable[[Path, dict[str, Any]], str] | None = None
 
     @property
     def total_steps(self) -> int:
@@ -399,7 +403,7 @@ class ProofSpoof:
     Arguments shared by all spoofs:
         delta (dict): the verifier's normalised thresholds per metric ("l1", "l2", "linf", "cos"), fractions of
             d_ref as `VerificationPolicy` takes them; public, so the adversary knows them.
-            Default: `pol.verify.DEFAULT_DELTA`.
+            Default: `pol.policy.DEFAULT_DELTA`.
         d_ref (dict | None): the calibrated d_ref the verifier uses; None: the verifier's own per-checkpoint
             estimate (computed here at W0 and W_T, the smaller taken). Default: None.
         margin (float): consecutive checkpoints are placed within margin·delta·d_ref. Default: 0.5.
@@ -420,6 +424,7 @@ class ProofSpoof:
     """
 
     name: ClassVar[str] = "spoof"
+    plan_length: ClassVar[bool] = True  # pick the epochs from delta (else the claimed config's)
 
     delta: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_DELTA))
     d_ref: Mapping[str, float] | None = None
@@ -504,9 +509,14 @@ class ProofSpoof:
         thresholds = absolute_thresholds(final_model, [w0, wt], self.delta, self.d_ref)
         probe = self.declared_config(config, 1)
         per_epoch = probe.steps_per_epoch(len(data))
-        epochs = self.epochs or plan_epochs(
-            final_model, w0, wt, thresholds, margin=self.margin, k=self.k, steps_per_epoch=per_epoch
-        )
+        if self.epochs is not None:
+            epochs = self.epochs
+        elif self.plan_length:
+            epochs = plan_epochs(
+                final_model, w0, wt, thresholds, margin=self.margin, k=self.k, steps_per_epoch=per_epoch
+            )
+        else:
+            epochs = config.epochs
         declared = self.declared_config(config, epochs)
         context = SpoofContext(
             final_model,

@@ -14,10 +14,11 @@ import numpy as np
 import torch
 
 from ..pol.proof import DatasetInfo, ProofHeader, StepRecord
-from ..pol.recorder import DEFAULT_KEYFRAME_EVERY, environment, training_state
+from ..pol.recorder import DEFAULT_KEYFRAME_EVERY, environment
+from ..pol.state import training_state
 from ..pol.store import batch_digest
 from ..pol.writer import ProofWriter
-from ..training import make_optimizer
+from ..training import make_optimizer, rng_devices, seed_run_rng
 from .pol_spoof import SpoofCheckpoint, SpoofedTrajectory, SpoofResult, SpoofStep, load_momentum
 
 
@@ -28,13 +29,16 @@ def trained_parameter_names(trajectory: SpoofedTrajectory) -> tuple[str, ...]:
 
 def spoof_header(trajectory: SpoofedTrajectory, *, keyframe_every: int = DEFAULT_KEYFRAME_EVERY) -> ProofHeader:
     data, config = trajectory.dataset, trajectory.config
+    env = environment(config, trajectory.template)
+    if trajectory.free_field is not None:
+        env = env.model_copy(update={"platform": trajectory.free_field})
     return ProofHeader(
         spec=trajectory.spec,
         config=config,
         trained_parameters=trained_parameter_names(trajectory),
         dataset=DatasetInfo(data.name, data.fingerprint, len(data), data.input_shape, data.num_classes),
         initialisation={"scheme": "pytorch-default", "seed": config.seed},
-        environment=environment(config),
+        environment=env,
         checkpoint_every=trajectory.k,
         keyframe_every=keyframe_every,
     )
@@ -44,7 +48,8 @@ def checkpoint_tensors(trajectory: SpoofedTrajectory, checkpoint: SpoofCheckpoin
     """The tensors the recorder stores (`pol.training_state`): weights, momentum, RNG and schedule position.
 
     Before the first step an honest optimizer holds no momentum; a forged checkpoint 0 carries buffers only
-    when they are not zero.
+    when they are not zero. The RNG state is the one a run of the declared seed starts with (no spoof here
+    draws from it, so it stays that in every checkpoint, as in an honest run of a model without dropout).
     """
     config, model = trajectory.config, trajectory.template
     model.load_state_dict(checkpoint.model_state)
@@ -53,13 +58,15 @@ def checkpoint_tensors(trajectory: SpoofedTrajectory, checkpoint: SpoofCheckpoin
     if moving and config.momentum:
         load_momentum(optimizer, model, checkpoint.momentum)
     per_epoch = config.steps_per_epoch(len(trajectory.dataset))
-    return training_state(
-        model,
-        optimizer,
-        trained_parameter_names(trajectory),
-        checkpoint.step,
-        config.lr_at(checkpoint.step // per_epoch),
-    )
+    with torch.random.fork_rng(devices=rng_devices(config)):
+        seed_run_rng(config)
+        return training_state(
+            model,
+            optimizer,
+            trained_parameter_names(trajectory),
+            checkpoint.step,
+            config.lr_at(checkpoint.step // per_epoch),
+        )
 
 
 def step_record(writer: ProofWriter, trajectory: SpoofedTrajectory, step: SpoofStep) -> StepRecord:
@@ -81,4 +88,7 @@ def write_spoof_proof(result: SpoofResult | SpoofedTrajectory, directory: str | 
         while writer.next_step < checkpoint.step:
             writer.add_step(step_record(writer, trajectory, trajectory.steps[writer.next_step]))
         writer.add_checkpoint(checkpoint.step, checkpoint_tensors(trajectory, checkpoint))
-    return writer.finish()
+    proof_id = writer.finish()
+    if trajectory.finish is not None:
+        proof_id = trajectory.finish(Path(directory), result.details if isinstance(result, SpoofResult) else {})
+    return proof_id

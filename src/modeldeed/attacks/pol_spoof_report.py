@@ -17,10 +17,12 @@ from torch import nn
 from ..data import Dataset
 from ..errors import ModeldeedError
 from ..models import ModelSpec
-from ..pol.hardened import Hardening, relative
-from ..pol.verify import Verdict, VerificationPolicy, verify_proof
+from ..pol.hardened import relative
+from ..pol.policy import Hardening, VerificationPolicy
+from ..pol.verify import Verdict, verify_proof
 from ..training import TrainConfig
 from .pol_spoof import ProofSpoof, SpoofCost, SpoofResult, cost_ratio
+from .pol_spoof_adaptive import ChallengeGrinding, MomentumSteering, PartialTraining
 from .pol_spoof_fang import BlindfoldTopQ, InfinitesimalUpdate
 from .pol_spoof_proof import write_spoof_proof
 from .pol_spoof_zhang import ZhangAttack1, ZhangAttack2, ZhangAttack3
@@ -31,11 +33,16 @@ SPOOFS: dict[str, type[ProofSpoof]] = {
     "zhang3": ZhangAttack3,
     "infinitesimal": InfinitesimalUpdate,
     "blindfold": BlindfoldTopQ,
+    "steer-momentum": MomentumSteering,
+    "partial-trained": PartialTraining,
+    "grind-challenge": ChallengeGrinding,
 }
+PUBLISHED = ("zhang1", "zhang2", "zhang3", "infinitesimal", "blindfold")
+ADAPTIVE = ("steer-momentum", "partial-trained", "grind-challenge")
 
 
 def make_spoof(method: str, **settings: Any) -> ProofSpoof:
-    """The spoof named `method` (zhang1, zhang2, zhang3, infinitesimal, blindfold) with `settings`."""
+    """The spoof named `method` (one of `SPOOFS`) with `settings`."""
     try:
         cls = SPOOFS[method]
     except KeyError:
@@ -61,7 +68,7 @@ class VerdictSummary:
         for interval in verdict.intervals:
             for m, v in interval.normalised_error.items():
                 errors[m] = max(errors.get(m, 0.0), v)
-            if "l2" in interval.error:
+            if "l2" in interval.error and "l2" in interval.update:
                 value = relative(interval.error["l2"], interval.update["l2"])
                 rel = value if rel is None else max(rel, value)
         return cls(
@@ -141,16 +148,18 @@ def spoof_and_verify(
 ) -> SpoofReport:
     """Forge a proof for `model` into `out`, verify it with the reference and the hardened policy.
 
-    `reference` defaults to `VerificationPolicy()` (top-Q = 2 by update size, the default calibrated
-    normalised delta, d_ref estimated per interval); `hardening` defaults to `Hardening()` (every hardened
-    check on); `harden=False` skips the hardened verification.
+    `reference` defaults to `VerificationPolicy.reference()` (the paper's: top-Q = 2 by update size, the
+    default normalised delta, d_ref estimated per interval, the stored state trusted); `hardening` defaults
+    to `Hardening()` (every hardened check on, added to `VerificationPolicy()` with the reference's delta and
+    d_ref); `harden=False` skips the hardened verification.
     """
     result = spoof(model, spec, data, config=config, trust_code=trust_code)
     proof_id = write_spoof_proof(result, out)
-    policy = reference or VerificationPolicy()
+    policy = reference or VerificationPolicy.reference()
     verdict = verify_proof(out, data, policy, device=spoof.device, trust_code=trust_code)
     hardened = None
     if harden:
-        strict = (hardening or Hardening()).policy(policy)
+        base = VerificationPolicy(delta=policy.delta, d_ref=policy.d_ref, metrics=policy.metrics)
+        strict = (hardening or Hardening()).policy(base)
         hardened = VerdictSummary.of(verify_proof(out, data, strict, device=spoof.device, trust_code=trust_code))
     return SpoofReport(spoof.name, str(out), proof_id, result, honest_cost, VerdictSummary.of(verdict), hardened)

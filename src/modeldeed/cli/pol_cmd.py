@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from pathlib import Path
 
 from ..errors import ModeldeedError
+from . import pol_transport_cmd
 from .common import add_data_options, add_runtime_options, add_trust_option, apply_runtime, print_json
 from .pol_hardened_cmd import add_hardened_options, hardening_from_args, register_commit
 
@@ -14,7 +16,7 @@ CHECK_NAMES = ("schedule", "data", "initialisation", "replay")
 
 def register(commands: argparse._SubParsersAction) -> None:
     from ..pol.distances import METRICS
-    from ..pol.verify import DEFAULT_DELTA
+    from ..pol.policy import DEFAULT_DELTA, DEFAULT_MAX_BUFFER_ERROR, DEFAULT_MAX_RELATIVE_ERROR
 
     p = commands.add_parser(
         "pol",
@@ -27,10 +29,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         "verify",
         help="verify a proof by checking its files and data and replaying its largest updates",
         description="Check a proof's integrity, schedule, batch hashes and W_0 (KS test), then replay the Q "
-        "largest updates per epoch and compare with the stored checkpoints. With --hardened, also the checks "
-        "that stop spoofed proofs (docs/pol-spoofing.md). Exit status: 0 accepted, 1 rejected, 2 bad input.",
+        "largest updates per epoch and compare the whole training state with the stored checkpoints: bit for bit "
+        "in the recorded environment, within a tolerance elsewhere (--reference: the paper's check of the "
+        "weights alone). With --hardened, also the checks that stop spoofed proofs and a replay of the intervals "
+        "a challenge draws (docs/pol-spoofing.md); PROOF may then be an opened proof (`pol open`). Unless "
+        "--threads is given, replays run with the proof's recorded thread count, so that they can be exact. "
+        "Exit status: 0 accepted, 1 rejected, 2 bad input.",
     )
-    v.add_argument("proof", metavar="PROOF", help="a proof directory (holding proof.json)")
+    v.add_argument("proof", metavar="PROOF", help="a proof directory (proof.json) or an opened proof (opened.json)")
     add_data_options(v, required=False)
     v.add_argument(
         "--q",
@@ -53,7 +59,39 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="normalised threshold (a fraction of d_ref) for a metric; defaults: "
         + ", ".join(f"{m}={d:g}" for m, d in DEFAULT_DELTA.items()),
     )
-    v.add_argument("--calibration", metavar="FILE", help="use the delta and d_ref of `pol calibrate --out FILE`")
+    v.add_argument(
+        "--calibration", metavar="FILE", help="use the delta, d_ref and relative bounds of `pol calibrate --out FILE`"
+    )
+    v.add_argument(
+        "--reference",
+        action="store_true",
+        help="the paper's verifier, for comparison: trained weights within delta x d_ref, the rest of the state "
+        "(momentum, buffers) taken as stored",
+    )
+    v.add_argument(
+        "--replay-mode",
+        choices=("auto", "exact", "tolerance"),
+        default="auto",
+        help="auto (default): bit-identical replay when the recorded environment is this one, else the tolerance; "
+        "exact: always bit-identical; tolerance: never",
+    )
+    v.add_argument(
+        "--max-relative-error",
+        type=float,
+        metavar="R",
+        help="tolerance: a replay must land within R of the interval's own update, l1 and l2 "
+        f"(default: {DEFAULT_MAX_RELATIVE_ERROR:g}, or the calibration's)",
+    )
+    v.add_argument(
+        "--max-buffer-error",
+        type=float,
+        metavar="R",
+        help="tolerance: BatchNorm statistics within R of their replayed change over the interval "
+        f"(default: {DEFAULT_MAX_BUFFER_ERROR:g}, or the calibration's)",
+    )
+    v.add_argument(
+        "--model", metavar="DIR", help="the model in dispute: the proof's last checkpoint must be it, bit for bit"
+    )
     v.add_argument(
         "--expect-id", metavar="HEX", help="reject unless the proof id is this (the id the prover published)"
     )
@@ -98,6 +136,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="train the independent run only this many steps (default: the whole proof)",
     )
     c.add_argument("--margin", type=float, default=10.0, help="delta <= margin * eps_repr (default: 10)")
+    c.add_argument(
+        "--relative-margin",
+        type=float,
+        default=2.0,
+        help="proposed relative bounds = this times the largest observed (default: 2)",
+    )
     c.add_argument("--out", metavar="FILE", help="write the calibration as JSON (for `pol verify --calibration`)")
     add_trust_option(c)
     c.add_argument("--json", action="store_true", help="print the calibration as one JSON object")
@@ -114,21 +158,29 @@ def register(commands: argparse._SubParsersAction) -> None:
     i.set_defaults(handler=run_inspect)
 
     register_commit(sub)
+    pol_transport_cmd.register(sub)
 
 
 def proof_training_data(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """The training split of --data, or of the dataset the proof names when --data is not given."""
+    """The training split of --data, or of the dataset the proof (or opened proof) names when --data is not given."""
     from ..data import load_dataset
-    from ..errors import FormatError
-    from ..pol.proof import load_proof
+    from ..files import read_json_object
+    from ..pol.opened import OPENED_FILE
+    from ..pol.proof import MAX_PROOF_BYTES, PROOF_FILE
 
     name = args.data
     if name is None:
+        folder = Path(args.proof)
+        file = folder / PROOF_FILE if (folder / PROOF_FILE).exists() else folder / OPENED_FILE
         try:
-            proof, _ = load_proof(args.proof)
-        except FormatError as exc:
+            doc = read_json_object(file, within=folder, max_bytes=MAX_PROOF_BYTES)
+        except ModeldeedError as exc:
             raise ModeldeedError(f"{exc} (pass --data to name the dataset)") from None
-        name = proof.header.dataset.name
+        header = doc.get("header", doc) if file.name == OPENED_FILE else doc
+        dataset = header.get("dataset") if isinstance(header, dict) else None
+        name = dataset.get("name") if isinstance(dataset, dict) else None
+        if not isinstance(name, str):
+            raise ModeldeedError(f"{file}: names no dataset (pass --data to name it)")
     return load_dataset(name, args.data_dir).train
 
 
@@ -151,14 +203,17 @@ def parse_deltas(items: list[str]) -> dict[str, float]:
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    from ..models import load_model, state_tensors
     from ..pol import VerificationPolicy, load_calibration, verify_proof
     from ..pol.distances import METRICS
-    from ..pol.verify import DEFAULT_DELTA
+    from ..pol.policy import DEFAULT_DELTA, DEFAULT_MAX_BUFFER_ERROR, DEFAULT_MAX_RELATIVE_ERROR
 
     apply_runtime(args)
+    threads_note = match_recorded_threads(args)
     metrics = tuple(args.metric) if args.metric else METRICS
     delta = dict(DEFAULT_DELTA)
     d_ref = None
+    relative, buffer = DEFAULT_MAX_RELATIVE_ERROR, DEFAULT_MAX_BUFFER_ERROR
     if args.calibration:
         calibration = load_calibration(args.calibration)
         missing = [m for m in metrics if m not in calibration.metrics]
@@ -166,7 +221,17 @@ def run_verify(args: argparse.Namespace) -> int:
             raise ModeldeedError(f"{args.calibration}: has no delta for {missing}; pass --metric to choose others")
         delta.update(calibration.normalised_delta)
         d_ref = calibration.d_ref
+        relative, buffer = calibration.max_relative_error, calibration.max_buffer_error
     delta.update(parse_deltas(args.delta))
+    final = None
+    if args.model:
+        model, _ = load_model(args.model, trust_code=args.trust_model_code)
+        final = state_tensors(model)
+    hardening = hardening_from_args(args)
+    if args.reference and (hardening is not None or args.replay_mode != "auto"):
+        raise ModeldeedError(
+            "--reference is the paper's verifier; it cannot be combined with --hardened or --replay-mode"
+        )
     policy = VerificationPolicy(
         check_schedule="schedule" not in args.skip,
         check_data="data" not in args.skip,
@@ -177,29 +242,77 @@ def run_verify(args: argparse.Namespace) -> int:
         metrics=metrics,
         delta=delta,
         d_ref=d_ref,
+        replay_mode="reference" if args.reference else args.replay_mode,
+        max_relative_error=args.max_relative_error if args.max_relative_error is not None else relative,
+        max_buffer_error=args.max_buffer_error if args.max_buffer_error is not None else buffer,
         ks_family_wise=not args.ks_per_layer,
         expected_proof_id=args.expect_id,
+        final_model=final,
     )
-    hardening = hardening_from_args(args)
     if hardening is not None:
         policy = hardening.policy(policy)
     data = proof_training_data(args)
-    verdict = verify_proof(args.proof, data, policy, device=args.device, trust_code=args.trust_model_code)
+    verdict = verify_proof(
+        args.proof, data, policy, device=args.device, trust_code=args.trust_model_code, progress=not args.no_progress
+    )
     if args.json:
         print_json(verdict.to_json())
     else:
-        print(f"proof {verdict.proof_id or '(unreadable)'}: {'ACCEPTED' if verdict.accepted else 'REJECTED'}")
-        for check in verdict.checks:
-            print(f"  {check.name:<15} {check.status}")
-        for interval in verdict.intervals:
-            errors = ", ".join(f"{m} {interval.normalised_error[m]:.3g}" for m in policy.metrics)
-            print(
-                f"  interval {interval.index} (steps {interval.start_step}-{interval.end_step}): "
-                f"error / d_ref: {errors} -> {'ok' if interval.accepted else 'too far'}"
-            )
-        for reason in verdict.reasons:
-            print(f"  reason: {reason}")
+        print_verdict(verdict, policy.metrics, threads_note)
     return 0 if verdict.accepted else 1
+
+
+def print_verdict(verdict, metrics, threads_note: str | None) -> None:  # type: ignore[no-untyped-def]
+    print(f"proof {verdict.proof_id or '(unreadable)'}: {'ACCEPTED' if verdict.accepted else 'REJECTED'}")
+    for check in verdict.checks:
+        print(f"  {check.name:<19} {check.status}")
+    if threads_note:
+        print(f"  note: {threads_note}")
+    for note in verdict.notes:
+        print(f"  note: {note}")
+    for interval in verdict.intervals:
+        why = f" [{', '.join(interval.selected_by)}]" if interval.selected_by else ""
+        if interval.mode == "exact":
+            detail = "bit-identical" if interval.accepted else "not bit-identical"
+        else:
+            detail = "error / d_ref: " + ", ".join(
+                f"{m} {interval.normalised_error[m]:.3g}" for m in metrics if m in interval.normalised_error
+            )
+        print(
+            f"  interval {interval.index} (steps {interval.start_step}-{interval.end_step}){why}: {interval.mode}, "
+            f"{detail} -> {'ok' if interval.accepted else 'REJECTED'}"
+        )
+    for reason in verdict.reasons:
+        print(f"  reason: {reason}")
+
+
+def match_recorded_threads(args: argparse.Namespace) -> str | None:
+    """Without --threads, replay with the thread count the proof records (so that replays can be exact)."""
+    import os
+
+    import torch
+
+    from ..files import read_json_object
+    from ..pol.opened import OPENED_FILE
+    from ..pol.proof import MAX_PROOF_BYTES, PROOF_FILE
+
+    if args.threads is not None or args.device != "cpu":
+        return None
+    folder = Path(args.proof)
+    for name, key in ((PROOF_FILE, None), (OPENED_FILE, "header")):
+        if (folder / name).is_file():
+            try:
+                doc = read_json_object(folder / name, within=folder, max_bytes=MAX_PROOF_BYTES)
+            except ModeldeedError:
+                return None  # the verifier reports the unreadable file
+            header = doc.get(key, {}) if key else doc
+            threads = header.get("environment", {}).get("threads") if isinstance(header, dict) else None
+            limit = max(4 * (os.cpu_count() or 1), 8)
+            if type(threads) is int and 1 <= threads <= limit and threads != torch.get_num_threads():
+                torch.set_num_threads(threads)
+                return f"replayed with {threads} threads, as recorded (--threads N to choose)"
+            return None
+    return None
 
 
 def run_calibrate(args: argparse.Namespace) -> int:
@@ -225,6 +338,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
         reference_seed=args.reference_seed,
         reference_steps=args.reference_steps,
         margin=args.margin,
+        relative_margin=args.relative_margin,
         trust_code=args.trust_model_code,
         progress=not args.no_progress,
     )
@@ -243,6 +357,11 @@ def run_calibrate(args: argparse.Namespace) -> int:
             f"  {m:<6} {result.epsilon_repr[m]:>11.4g} {result.d_ref[m]:>11.4g} {result.delta[m]:>11.4g} "
             f"{result.normalised_delta[m]:>12.4g}"
         )
+    print(
+        f"  relative error (l1, l2): {', '.join(f'{k} {v:.3g}' for k, v in result.relative_error.items())}; "
+        f"state error: {', '.join(f'{k} {v:.3g}' for k, v in result.state_error.items()) or 'none'}; proposed "
+        f"--max-relative-error {result.max_relative_error:.3g}, --max-buffer-error {result.max_buffer_error:.3g}"
+    )
     if not result.feasible:
         print("  warning: eps_repr >= d_ref for some metric: no delta separates honest replays from independent runs")
     if args.out:

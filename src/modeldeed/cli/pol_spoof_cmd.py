@@ -25,20 +25,32 @@ from .common import (
 
 REPORT_FILE = "spoof.json"
 PROOF_DIR = "proof"
-METHODS = ("zhang1", "zhang2", "zhang3", "infinitesimal", "blindfold")
+METHODS = (
+    "zhang1",
+    "zhang2",
+    "zhang3",
+    "infinitesimal",
+    "blindfold",
+    "steer-momentum",
+    "partial-trained",
+    "grind-challenge",
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `pol-spoof` to the `attack` group's subcommands."""
     p = sub.add_parser(
         "pol-spoof",
-        help="forge a proof of learning for a model (Zhang et al. 2022, Fang et al. 2023) and judge it",
-        description="Forge a proof that MODEL was trained on --data, for less than the cost of training: W0 by the "
-        "sort trick, checkpoints on the straight line to the model, and per method crafted samples (zhang1-3: "
-        "L-BFGS noise through the training step, stored in the proof) or real batches (infinitesimal, "
-        "blindfold: honest steps where top-Q looks). The proof lands in OUT/proof (check it with `modeldeed "
-        "pol verify OUT/proof [--hardened]`), the report in OUT/spoof.json. Exit status: 0 the judging "
-        "verifier rejected the proof, 1 it accepted it, 2 bad input.",
+        help="forge a proof of learning for a model (Zhang et al. 2022, Fang et al. 2023, adaptive) and judge it",
+        description="Forge a proof that MODEL was trained on --data. Published spoofs: W0 by the sort trick, "
+        "checkpoints on the straight line to the model, and crafted samples (zhang1-3: L-BFGS noise through the "
+        "training step, stored in the proof) or real batches (infinitesimal, blindfold: honest steps where top-Q "
+        "looks). Adaptive spoofs (from the honest seed, real batches in the seeded order): steer-momentum (k = 1, "
+        "each checkpoint's momentum chosen so the next real step lands on a path to the model), partial-trained "
+        "(one small parameter declared trained, the rest moved on a path), grind-challenge (honest intervals, "
+        "then fabricated ones, and a free field ground until the verifier's draw misses them). The proof lands in "
+        "OUT/proof (check it with `modeldeed pol verify OUT/proof [--hardened]`), the report in OUT/spoof.json. "
+        "Exit status: 0 the judging verifier rejected the proof, 1 it accepted it, 2 bad input.",
     )
     p.add_argument("model_dir", metavar="MODEL", help="the model directory whose proof is forged")
     add_data_options(p)
@@ -46,8 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", required=True, metavar="DIR", help="write OUT/proof and OUT/spoof.json (OUT/proof must not exist)"
     )
-    p.add_argument("--k", type=int, default=2, help="checkpoint interval of the forged proof (default: 2)")
-    p.add_argument("--epochs", type=int, help="length of the forged proof (default: the fewest that delta allows)")
+    p.add_argument("--k", type=int, help="checkpoint interval of the forged proof (default: 2; steer-momentum: 1)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        help="length of the forged proof (default: the fewest that delta allows; adaptive: the model's training)",
+    )
     p.add_argument("--batch-size", type=int, help="declared batch size (default: the model's training config)")
     p.add_argument("--lr", type=float, help="declared learning rate (default: the model's; infinitesimal: 1/100 of it)")
     p.add_argument(
@@ -64,8 +80,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--w0",
         choices=("sort", "seed"),
-        default="sort",
-        help="sort: W0 by the sort trick (default); seed: the honest initialisation of --seed",
+        help="sort: W0 by the sort trick (the published spoofs' default); seed: the honest initialisation of "
+        "--seed (the adaptive spoofs' default)",
     )
     p.add_argument("--seed", type=int, default=0, help="declared seed and the attack's randomness (default: 0)")
     z = p.add_argument_group("Zhang et al.'s attacks (defaults: the reference's per attack)")
@@ -76,6 +92,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     z.add_argument("--nd", type=float, help="... and ||R||^2 < ND (I: 500, II: 30, III: 20)")
     z.add_argument("--retries", type=int, help="tries per crafted batch, each on a fresh batch (I: 1, II: 10, III: 30)")
     p.add_argument("--q", type=int, default=2, help="blindfold: honest intervals per epoch (default: 2)")
+    a = p.add_argument_group("adaptive spoofs")
+    a.add_argument("--parameter", metavar="NAME", help="partial-trained: the one parameter declared trained")
+    a.add_argument(
+        "--fabricated", type=float, default=0.5, help="grind-challenge: fraction of fabricated intervals (default: 0.5)"
+    )
+    a.add_argument(
+        "--grind",
+        choices=("free-form", "checkpoint"),
+        default="free-form",
+        help="grind-challenge: vary a free-form field of proof.json, or one bit of a fabricated checkpoint",
+    )
+    a.add_argument("--tries", type=int, default=10_000, help="grind-challenge: grinding budget (default: 10000)")
     p.add_argument(
         "--honest-timing-steps",
         type=int,
@@ -95,15 +123,17 @@ def spoof_settings(args: argparse.Namespace, delta: dict[str, float], d_ref: dic
         "delta": delta,
         "d_ref": d_ref,
         "margin": args.margin,
-        "k": args.k,
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "lr": args.lr,
         "seed": args.seed,
-        "w0": args.w0,
         "device": args.device,
         "progress": not args.no_progress,
     }
+    if args.k is not None:
+        settings["k"] = args.k
+    if args.w0 is not None:
+        settings["w0"] = args.w0
     if args.method.startswith("zhang"):
         for option, name in (
             ("iterations", "iterations"),
@@ -117,12 +147,16 @@ def spoof_settings(args: argparse.Namespace, delta: dict[str, float], d_ref: dic
                 settings[name] = getattr(args, option)
     if args.method == "blindfold":
         settings["q"] = args.q
+    if args.method == "partial-trained" and args.parameter:
+        settings["parameter"] = args.parameter
+    if args.method == "grind-challenge":
+        settings.update(fabricated=args.fabricated, grind=args.grind, tries=args.tries)
     return settings
 
 
 def verifier_thresholds(args: argparse.Namespace) -> tuple[dict[str, float], dict[str, float] | None]:
     from ..pol import load_calibration
-    from ..pol.verify import DEFAULT_DELTA
+    from ..pol.policy import DEFAULT_DELTA
     from .pol_cmd import parse_deltas
 
     delta, d_ref = dict(DEFAULT_DELTA), None
@@ -157,7 +191,7 @@ def run_pol_spoof(args: argparse.Namespace) -> int:
     honest = honest_training_cost(
         info.spec, data.train, claimed, trust_code=args.trust_model_code, measure_steps=args.honest_timing_steps or None
     )
-    policy = VerificationPolicy(delta=delta, d_ref=d_ref)
+    policy = VerificationPolicy.reference(delta=delta, d_ref=d_ref)
     report = spoof_and_verify(
         spoof,
         model,
@@ -196,6 +230,17 @@ def print_report(report: Any, out: Path) -> None:
         f"{honest.gradient_evaluations:.0f}, {honest.wall_seconds:.1f} s; ratio "
         f"{'n/a' if grads is None else f'{grads:.3g}'} (gradients), {'n/a' if wall is None else f'{wall:.3g}'} (time)"
     )
+    grinding = spoof.details.get("grinding")
+    if grinding:
+        print(
+            f"  grinding ({grinding['field']}): {grinding['tries']} tries, the draw "
+            f"{'missed' if grinding['missed'] else 'never missed'} every fabricated interval"
+            + (
+                f"; the previous verifier's draw missed them after {grinding['previous_verifier_missed_after']}"
+                if grinding.get("previous_verifier_missed_after")
+                else ""
+            )
+        )
     errors = ", ".join(f"{m} {v:.3g}" for m, v in report.reference.max_normalised_error.items())
     print(
         f"  reference verifier: {'ACCEPTED' if report.reference.accepted else 'REJECTED'} "

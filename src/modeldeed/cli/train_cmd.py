@@ -47,7 +47,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--statement",
         metavar="DIR",
-        help="record the training statement of `modeldeed pol commit --out DIR` (Merkle root, seed) into the proof",
+        help="record under the training statement of `modeldeed pol commit --out DIR` (its directory or "
+        "statement.json): the run must have exactly its settings, and the proof carries it and the seed opening",
     )
     p.add_argument(
         "--watermark", metavar="KEYDIR", help="FROMSCRATCH: train with the trigger set of a `watermark keygen` key"
@@ -88,9 +89,15 @@ def run_train(args: argparse.Namespace) -> int:
     hooks, watermark_note = training_hooks(args, data, config)
     if args.proof:
         from ..pol import record_training
-        from .pol_hardened_cmd import load_carried_statement
+        from .pol_hardened_cmd import statement_for_training
 
-        statement = load_carried_statement(args.statement, config.seed, data.train) if args.statement else None
+        statement, committed, parameters = None, None, None
+        if args.statement:
+            statement, committed, trained = statement_for_training(
+                args.statement, config, spec, data.train, args.checkpoint_every, hooks, args.trust_model_code
+            )
+            named = dict(model.named_parameters())
+            parameters = [named[n] for n in trained]
         recording = record_training(
             model,
             data.train,
@@ -101,8 +108,10 @@ def run_train(args: argparse.Namespace) -> int:
             init_seed=config.seed,
             resume=args.resume,
             hooks=hooks,
+            parameters=parameters,
             progress=not args.no_progress,
             statement=statement,
+            committed=committed,
         )
         result, proof_id = recording.result, recording.proof_id
     elif args.resume:

@@ -152,7 +152,7 @@ def _run(
 ) -> dict[str, Any]:
     from ..attacks import run_suite, watermark_verifier
     from ..pol import record_training
-    from ..pol.commitment import CarriedStatement
+    from ..pol.statement import CarriedStatement
     from ..watermark import TriggerMixingHook, auto_triggers_per_batch, keygen, pkeygen, pverify, save_key_pair, verify
     from .watermark import digits_parity
 
@@ -191,7 +191,9 @@ def _run(
         )
         for i, key in enumerate((mk, pmk))
     ]
-    statement, opening, pool = owner_statement(data.train, hooks, config.seed, key_seed)
+    statement, opening, triggers = owner_statement(
+        data.train, hooks, config, spec, setting.checkpoint_every, (vk.key_id, pvk.key_id), key_seed
+    )
 
     with stage("train with watermark + proof"):
         model = build_model(spec, seed=config.seed)
@@ -204,7 +206,8 @@ def _run(
             checkpoint_every=setting.checkpoint_every,
             hooks=hooks,
             init_seed=config.seed,
-            statement=CarriedStatement(statement, opening),
+            statement=CarriedStatement(statement=statement, opening=opening),
+            committed=triggers,
             progress=progress,
         )
         attach_statement(run, statement, opening)
@@ -249,7 +252,7 @@ def _run(
             results["zk"] = zk_demo(run / "zk", data, seed=setting.seed)
 
     with stage("verify proof-of-learning"):
-        results["proof"] = verify_owner_proof(run / "proof", data.train, statement, pool)
+        results["proof"] = verify_owner_proof(run / "proof", data.train, statement)
 
     with stage("watermark attacks"):
         verifier = watermark_verifier(mk, vk)

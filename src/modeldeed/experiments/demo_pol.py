@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from ..data import Dataset, DataSplits
-from ..files import write_json_atomic
 from ..models import ModelSpec
 from ..progress import ProgressCallback, Tracker, Work
 from ..training import TrainConfig
@@ -31,31 +30,38 @@ DEMO_SPOOF_SETTINGS: dict[str, dict[str, Any]] = {"zhang1": {"rounds": 1, "itera
 
 
 def owner_statement(
-    train: Dataset, hooks: list[Any], seed: int, demonstration_seed: int | None = None
-) -> tuple[Any, Any, Dataset]:
-    """Before training, the owner commits to the exact samples it will train on (data ∪ embedded triggers).
+    train: Dataset,
+    hooks: list[Any],
+    config: TrainConfig,
+    spec: ModelSpec,
+    k: int,
+    key_ids: tuple[str, ...],
+    demonstration_seed: int | None = None,
+) -> tuple[Any, Any, Any]:
+    """Before training, the owner commits to every setting of the run, the exact training samples and the trigger
+    images the marking hooks will append (`pol.statement`).
 
     The seed commitment's nonce comes from `secrets`, or, for a reproducible demonstration run, from
     `demonstration_seed` (then the commitment hides nothing from whoever knows that seed).
     """
-    from ..pol.commitment import make_statement
+    from ..pol.statement import TriggerSet, make_statement
 
-    images = torch.cat([train.x, *[h.images.cpu() for h in hooks]])
-    labels = torch.cat([train.y, *[h.labels.cpu() for h in hooks]])
-    pool = Dataset(f"{train.name}+triggers", images, labels, train.classes)
+    triggers = TriggerSet(
+        torch.cat([h.images.cpu() for h in hooks]), torch.cat([h.labels.cpu() for h in hooks]), key_ids
+    )
     nonce = None
     if demonstration_seed is not None:
         nonce = hashlib.sha256(b"modeldeed demo: statement nonce" + demonstration_seed.to_bytes(8, "big")).digest()
-    statement, opening = make_statement(pool, seed, nonce=nonce)
-    return statement, opening, pool
+    statement, opening = make_statement(train, config, spec, checkpoint_every=k, triggers=triggers, nonce=nonce)
+    return statement, opening, triggers
 
 
 def attach_statement(run: Path, statement: Any, opening: Any) -> None:
     """Keep the owner's statement and seed opening beside the proof (published before training, in practice)."""
-    from ..pol.commitment import save_statement
+    from ..pol.statement import save_opening, save_statement
 
-    save_statement(run / "statement.json", statement)
-    write_json_atomic(run / "seed_opening.json", {"seed": opening.seed, "nonce": opening.nonce})
+    save_statement(run / "statement.json", statement, force=True)
+    save_opening(run / "seed_opening.json", opening, force=True)
 
 
 def judged(verdict: Any) -> dict[str, Any]:
@@ -69,8 +75,10 @@ def judged(verdict: Any) -> dict[str, Any]:
             "start_step": r.start_step,
             "end_step": r.end_step,
             "normalised_error": {m: _finite(v) for m, v in r.normalised_error.items()},
-            "normalised_delta": {m: _finite(r.threshold[m] / r.d_ref[m]) if r.d_ref[m] > 0 else None for m in r.error},
-            "relative_error": {m: _finite(_relative(r.error[m], r.update[m])) for m in r.error},
+            "normalised_delta": {
+                m: _finite(r.threshold[m] / r.d_ref[m]) if r.d_ref.get(m, 0) > 0 else None for m in r.error
+            },
+            "relative_error": {m: _finite(v) for m, v in r.relative_error.items()},
         }
         for r in verdict.intervals
     ]
@@ -82,15 +90,15 @@ def judged(verdict: Any) -> dict[str, Any]:
     return doc
 
 
-def verify_owner_proof(proof: Path, train: Dataset, statement: Any, pool: Dataset) -> dict[str, Any]:
-    """The owner's proof under the reference policy and under the hardened one with the owner's statement."""
+def verify_owner_proof(proof: Path, train: Dataset, statement: Any) -> dict[str, Any]:
+    """The owner's proof under the paper's policy and under the hardened one with the owner's statement."""
     from ..pol import VerificationPolicy, verify_proof
-    from ..pol.hardened import Hardening
+    from ..pol.policy import Hardening
 
-    reference = VerificationPolicy()
-    hardening = Hardening(statement=statement, committed=pool)
-    hardened = judged(verify_proof(proof, train, hardening.policy(reference)))
-    hardened["max_relative_error_allowed"] = hardening.max_relative_error
+    reference = VerificationPolicy.reference()
+    policy = Hardening(statement=statement).policy(VerificationPolicy())
+    hardened = judged(verify_proof(proof, train, policy))
+    hardened["max_relative_error_allowed"] = policy.max_relative_error
     return {"reference": judged(verify_proof(proof, train, reference)), "hardened": hardened}
 
 
@@ -112,7 +120,7 @@ def run_spoofs(
     from ..attacks.pol_spoof_proof import write_spoof_proof
     from ..attacks.pol_spoof_report import make_spoof
     from ..pol import VerificationPolicy, verify_proof
-    from ..pol.hardened import Hardening
+    from ..pol.policy import Hardening
 
     honest = honest_training_cost(spec, data.train, config, measure_steps=50)
     tracker = Tracker("spoof", [Work(m, SPOOF_EPOCHS.get(m, 5.0)) for m in methods], on_progress)
@@ -123,10 +131,10 @@ def run_spoofs(
             result = spoof(model, spec, data.train, config=config)
             proof = Path("spoofs") / method / "proof"
             proof_id = write_spoof_proof(result, run / proof)
-            reference = VerificationPolicy()
-            hardening = Hardening()
-            hardened = judged(verify_proof(run / proof, data.train, hardening.policy(reference)))
-            hardened["max_relative_error_allowed"] = hardening.max_relative_error
+            reference = VerificationPolicy.reference()
+            policy = Hardening().policy(VerificationPolicy())
+            hardened = judged(verify_proof(run / proof, data.train, policy))
+            hardened["max_relative_error_allowed"] = policy.max_relative_error
             reports.append(
                 {
                     "format": "modeldeed.pol-spoof",
@@ -143,12 +151,6 @@ def run_spoofs(
             )
     tracker.finish()
     return reports
-
-
-def _relative(error: float, update: float) -> float:
-    if update > 0:
-        return error / update
-    return 0.0 if error == 0 else float("inf")
 
 
 def _finite(value: float) -> float | None:

@@ -73,16 +73,15 @@ def commands(results: dict[str, Any], threads: int) -> list[dict[str, Any]]:
     if "reference" in proof:
         add(
             "proof-of-learning, reference verifier",
-            ["pol", "verify", f"{RUN}/proof", "--data", "digits", *t],
+            ["pol", "verify", f"{RUN}/proof", "--data", "digits", "--reference", *t],
             proof["reference"]["accepted"],
         )
     if "hardened" in proof:
         add(
             "proof-of-learning, hardened verifier with the owner's statement",
-            None,
+            ["pol", "verify", f"{RUN}/proof", "--data", "digits", "--hardened", "--statement", f"{RUN}/statement.json"]
+            + list(t),
             proof["hardened"]["accepted"],
-            "library only for now: the statement commits to the training data and the watermark's trigger images, "
-            "and `pol verify --statement` cannot yet take the trigger images as committed samples",
         )
     attacks = [a for a in results.get("attacks", []) if a.get("attack") != "transfer"]
     if attacks:
@@ -117,7 +116,7 @@ def commands(results: dict[str, Any], threads: int) -> list[dict[str, Any]]:
         path = f"{RUN}/{s['proof']}"
         add(
             f"spoof {s['method']}, reference verifier",
-            ["pol", "verify", path, "--data", "digits", *t],
+            ["pol", "verify", path, "--data", "digits", "--reference", *t],
             s["reference"]["accepted"],
         )
         if s.get("hardened"):

@@ -41,8 +41,8 @@ def pol(
     from ..attacks.pol_spoof import honest_training_cost
     from ..attacks.pol_spoof_report import VerdictSummary, make_spoof, spoof_and_verify
     from ..pol import VerificationPolicy, calibrate, record_training, verify_proof
-    from ..pol.commitment import CarriedStatement, make_statement
-    from ..pol.hardened import Hardening
+    from ..pol.policy import Hardening
+    from ..pol.statement import CarriedStatement, make_statement
 
     del attack_epochs  # the PoL experiment has no fine-tuning attacks; accepted for a uniform CLI
     record = ExperimentRecord("pol", setting)
@@ -54,7 +54,7 @@ def pol(
     config = training_config(setting)
     steps_per_epoch = config.steps_per_epoch(len(data.train))
     k = checkpoint_every or max(1, min(100, steps_per_epoch // 3))
-    statement, opening = make_statement(data.train, config.seed)
+    statement, opening = make_statement(data.train, config, spec, checkpoint_every=k)
     model = build_model(spec, seed=config.seed)
     with step(tracker, "record the honest proof"):
         recording = record_training(
@@ -65,12 +65,12 @@ def pol(
             spec=spec,
             checkpoint_every=k,
             init_seed=config.seed,
-            statement=CarriedStatement(statement, opening),
+            statement=CarriedStatement(statement=statement, opening=opening),
             progress=progress,
         )
     with step(tracker, "calibrate delta (replays at two thread counts)"):
         calibration = calibrate(out / "honest", data.train, threads=(1, 2), progress=progress)
-    reference = VerificationPolicy()
+    reference = VerificationPolicy.reference()
     hardening = Hardening(statement=statement)
     with step(tracker, "verify the honest proof (reference and hardened)"):
         honest = {
@@ -79,9 +79,7 @@ def pol(
             "steps": recording.result.steps,
             "calibration": calibration.to_json(),
             "reference": VerdictSummary.of(verify_proof(out / "honest", data.train, reference)).to_json(),
-            "hardened": VerdictSummary.of(
-                verify_proof(out / "honest", data.train, hardening.policy(reference))
-            ).to_json(),
+            "hardened": VerdictSummary.of(verify_proof(out / "honest", data.train, hardening.policy())).to_json(),
         }
     honest_cost = honest_training_cost(spec, data.train, config, measure_steps=min(50, steps_per_epoch))
     spoofs: list[dict[str, Any]] = []

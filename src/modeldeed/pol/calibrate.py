@@ -1,11 +1,17 @@
-"""Choosing delta: measure eps_repr (honest replays elsewhere) and d_ref (an independent run), propose delta.
+"""Choosing the tolerance: measure honest replays elsewhere (eps_repr) and an independent run (d_ref).
 
-The PoL paper's rule is eps_repr < delta < d_ref. eps_repr is the largest distance between a replay
-under another thread count or device and the stored checkpoint; d_ref the smallest distance between
-the proof's checkpoints and those of a second run with another seed (init and data order) at the same
-steps. The proposal is delta = min(margin * eps_repr, sqrt(eps_repr * d_ref)): a safety margin over the
-honest noise, but never past the geometric middle of the two, which keeps delta as far below d_ref as
-above eps_repr when the noise is large. Normalised delta = delta / d_ref, what VerificationPolicy takes.
+The PoL paper's rule is eps_repr < delta < d_ref. eps_repr is the largest distance between a replay under
+another thread count or device and the stored checkpoint; d_ref the smallest distance between the proof's
+checkpoints and those of a second run with another seed (init and data order) at the same steps. The
+proposal is delta = min(margin * eps_repr, sqrt(eps_repr * d_ref)): a safety margin over the honest noise,
+but never past the geometric middle of the two. Normalised delta = delta / d_ref, what VerificationPolicy
+takes. Because each interval's own update bounds the tolerance as well, the calibration also measures how
+far honest replays miss the update (relative error, l1 and l2) and the momentum and buffers (state error),
+and proposes those bounds with a margin of `relative_margin` (capped below 1: at 1 a replay that did not
+move would pass).
+
+Calibrate on a proof you trust (your own recording of the same setting), then verify others with
+`--calibration`: measured on the proof under test, a fabricated proof would calibrate its own errors away.
 """
 
 from __future__ import annotations
@@ -16,26 +22,32 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
+from pydantic import Field
 
 from ..data import Dataset
 from ..errors import ModeldeedError
-from ..files import read_json_object, write_json_atomic
+from ..files import write_json_atomic
 from ..models import build_model
+from ..schema import Document, Hex64, load_document
 from ..training import Hook, TrainState, train
-from ..validation import Fields
-from .checks import VerificationContext, check_integrity
+from .checks import check_integrity, progress_bar, start_state
+from .compare import Tolerance, compare
+from .context import VerificationContext
 from .distances import METRICS, check_metrics, distances, flatten
 from .intervals import all_intervals, estimate_reference_distance, top_q_per_epoch, trained_vector
+from .policy import VerificationPolicy
 from .proof import load_proof
 from .replay import replay
+from .source import FullSource
 
 log = logging.getLogger(__name__)
 
 CALIBRATION_FORMAT = "modeldeed.pol.calibration"
-FLOOR = 1e-7  # normalised delta when every replay was bit-exact
+FLOOR = 1e-7  # normalised delta (and relative error bound) when every replay was bit-exact
+MAX_BOUND = 0.99
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,10 @@ class Calibration:
     delta: dict[str, float]  # proposed, absolute
     normalised_delta: dict[str, float]  # delta / d_ref
     margin: float
+    relative_error: dict[str, float] = field(default_factory=dict)  # largest error / update (l1, l2)
+    state_error: dict[str, float] = field(default_factory=dict)  # largest momentum effect / buffer error
+    max_relative_error: float = 0.5  # proposed bounds for VerificationPolicy
+    max_buffer_error: float = 0.9
     errors: tuple[dict[str, Any], ...] = field(default=())  # per setting and interval
 
     @property
@@ -60,7 +76,7 @@ class Calibration:
     def to_json(self) -> dict[str, Any]:
         return {
             "format": CALIBRATION_FORMAT,
-            "version": 1,
+            "version": 2,
             "proof_id": self.proof_id,
             "metrics": list(self.metrics),
             "settings": list(self.settings),
@@ -72,9 +88,41 @@ class Calibration:
             "delta": self.delta,
             "normalised_delta": self.normalised_delta,
             "margin": self.margin,
+            "relative_error": self.relative_error,
+            "state_error": self.state_error,
+            "max_relative_error": self.max_relative_error,
+            "max_buffer_error": self.max_buffer_error,
             "feasible": self.feasible,
             "errors": list(self.errors),
         }
+
+
+NonNegative = Annotated[float, Field(ge=0)]
+Metric = Literal["l1", "l2", "linf", "cos"]
+
+
+class CalibrationDoc(Document):
+    """`pol calibrate --out FILE`, as `pol verify --calibration FILE` reads it."""
+
+    format: Literal["modeldeed.pol.calibration"]
+    version: Literal[2]
+    proof_id: Hex64
+    metrics: Annotated[list[Metric], Field(min_length=1, max_length=4)]
+    settings: list[Annotated[str, Field(max_length=256)]]
+    intervals: list[Annotated[int, Field(ge=0)]]
+    reference_steps: list[Annotated[int, Field(ge=0)]]
+    epsilon_repr: dict[Metric, NonNegative]
+    d_ref: dict[Metric, Annotated[float, Field(gt=0)]]
+    d_ref_estimate: dict[Metric, NonNegative]
+    delta: dict[Metric, NonNegative]
+    normalised_delta: dict[Metric, Annotated[float, Field(gt=0)]]
+    margin: Annotated[float, Field(ge=1)]
+    relative_error: dict[str, NonNegative]
+    state_error: dict[str, NonNegative]
+    max_relative_error: Annotated[float, Field(gt=0, lt=1)]
+    max_buffer_error: Annotated[float, Field(gt=0, lt=1)]
+    feasible: bool
+    errors: list[dict[str, Any]]
 
 
 class _Stop(Exception):
@@ -92,11 +140,11 @@ class _ReferenceDistance(Hook):
     def on_step_end(self, state: TrainState, batch: Any, loss: torch.Tensor) -> None:
         if state.step not in self.steps:
             return
-        proof = self.ctx.proof
-        stored = self.ctx.store.checkpoint(self.ctx.store.index_of_step(state.step))
-        ours = trained_vector(stored, proof)
-        other = flatten(dict(state.model.named_parameters()), proof.header.trained_parameters)
-        estimate = estimate_reference_distance(ours, stored, proof, self.metrics)
+        names = self.ctx.source.header.trained_parameters
+        stored = self.ctx.source.checkpoint(self.ctx.source.checkpoint_steps.index(state.step))
+        ours = trained_vector(stored, names)
+        other = flatten(dict(state.model.named_parameters()), names)
+        estimate = estimate_reference_distance(ours, stored, names, self.metrics)
         self.found[state.step] = (distances(ours, other, self.metrics), estimate)
         if state.step >= self.last:
             raise _Stop
@@ -113,18 +161,19 @@ def calibrate(
     reference_seed: int | None = None,
     reference_steps: int | None = None,
     margin: float = 10.0,
+    relative_margin: float = 2.0,
     trust_code: bool = False,
     progress: bool = False,
 ) -> Calibration:
-    """Replay the proof's Q largest intervals per epoch under each setting, train a reference run, propose delta."""
-    from .verify import VerificationPolicy
-
+    """Replay the proof's Q largest intervals per epoch under each setting, train a reference run, propose bounds."""
     metrics = check_metrics(metrics)
-    if margin < 1:
-        raise ModeldeedError(f"margin must be >= 1, got {margin}")
+    if margin < 1 or relative_margin < 1:
+        raise ModeldeedError(f"margins must be >= 1, got {margin} and {relative_margin}")
     directory = Path(directory)
     proof, pid = load_proof(directory)
-    ctx = VerificationContext(directory, proof, pid, data, VerificationPolicy(metrics=metrics), trust_code=trust_code)
+    source = FullSource(directory, proof)
+    policy = VerificationPolicy(metrics=metrics)
+    ctx = VerificationContext(directory, source, pid, data, policy, trust_code=trust_code)
     integrity = check_integrity(ctx)
     if integrity.status != "passed" or data.fingerprint != proof.header.dataset.fingerprint:
         raise ModeldeedError(
@@ -133,27 +182,66 @@ def calibrate(
         )
     if not ctx.intervals:
         raise ModeldeedError(f"{directory}: the proof has no interval to replay")
+    assert ctx.model is not None
     chosen = (all_intervals if q <= 0 else top_q_per_epoch)(ctx.intervals, q, metrics, pid)
+    names = [n for n, _ in ctx.model.named_parameters()]
+    loose = Tolerance(
+        "tolerance", metrics, {m: math.inf for m in metrics}, None, math.inf, math.inf, proof.header.config.momentum
+    )
     errors, settings = [], []
     original_threads = torch.get_num_threads()
+    plan = [(d, c) for d in devices for c in (threads if d == "cpu" else (original_threads,))]
+    bar = progress_bar(len(plan) * len(chosen), "calibrate", progress)
     try:
-        for device in devices:
-            for count in threads if device == "cpu" else (original_threads,):
-                torch.set_num_threads(count)
-                label = f"{device}, {count} thread{'s' if count != 1 else ''}"
-                settings.append(label)
-                for index in chosen:
-                    replayed = replay(
-                        proof, ctx.store, data, index, trust_code=trust_code, device=device, model=ctx.model
-                    )
-                    target = trained_vector(ctx.store.checkpoint(index + 1), proof)
-                    got = flatten(replayed, proof.header.trained_parameters)
-                    errors.append({"setting": label, "interval": index, "error": distances(got, target, metrics)})
-                    log.info("%s, interval %d: %s", label, index, errors[-1]["error"])
+        for device, count in plan:
+            torch.set_num_threads(count)
+            label = f"{device}, {count} thread{'s' if count != 1 else ''}"
+            settings.append(label)
+            for index in chosen:
+                if bar is not None:
+                    bar.set_postfix_str(f"{label}, interval {index}", refresh=False)
+                start = start_state(ctx, index)
+                steps = source.checkpoint_steps
+                records = [(s, source.record(s)) for s in range(steps[index], steps[index + 1])]
+                replayed = replay(
+                    proof.header,
+                    start,
+                    records,
+                    data,
+                    source.samples(),
+                    end_step=steps[index + 1],
+                    model=ctx.model,
+                    source=directory,
+                    device=device,
+                )
+                outcome = compare(
+                    replayed, source.checkpoint(index + 1), start, proof.header.trained_parameters, names, loose
+                )
+                relative = {
+                    m: ratio(outcome.error[m], outcome.replayed_update[m]) for m in ("l1", "l2") if m in metrics
+                }
+                errors.append(
+                    {
+                        "setting": label,
+                        "interval": index,
+                        "error": outcome.error,
+                        "relative_error": {m: finite(v) for m, v in relative.items()},
+                        "state_error": {g: finite(v) for g, v in outcome.state_error.items()},
+                    }
+                )
+                log.info("%s, interval %d: %s", label, index, errors[-1])
+                if bar is not None:
+                    bar.update(1)
     finally:
         torch.set_num_threads(original_threads)
+        if bar is not None:
+            bar.close()
     epsilon = {m: max(e["error"][m] for e in errors) for m in metrics}
-    steps = [c.step for c in proof.checkpoints[1:] if reference_steps is None or c.step <= reference_steps]
+    relative_error = {m: max(e["relative_error"][m] for e in errors) for m in errors[0]["relative_error"]}
+    state_error = {g: max(e["state_error"].get(g, 0.0) for e in errors) for g in errors[0]["state_error"]}
+    relative_error = {m: finite(v) for m, v in relative_error.items()}
+    state_error = {g: finite(v) for g, v in state_error.items()}
+    steps = [s for s in source.checkpoint_steps[1:] if reference_steps is None or s <= reference_steps]
     if not steps:
         raise ModeldeedError(f"no checkpoint within the first {reference_steps} steps to measure d_ref at")
     found = reference_run(ctx, steps, metrics, reference_seed, devices[0], progress)
@@ -173,14 +261,33 @@ def calibrate(
         delta,
         normalised,
         margin,
+        relative_error,
+        state_error,
+        propose_bound(max([*relative_error.values(), state_error.get("momentum", 0.0)]), relative_margin),
+        propose_bound(state_error.get("buffers", 0.0), relative_margin),
         tuple(errors),
     )
+
+
+def finite(value: float) -> float:
+    return value if math.isfinite(value) else 1e308
+
+
+def ratio(error: float, update: float) -> float:
+    return error / update if update > 0 else (0.0 if error == 0 else math.inf)
 
 
 def propose_delta(epsilon: float, d_ref: float, margin: float) -> float:
     if epsilon <= 0:
         return FLOOR * d_ref
     return min(margin * epsilon, math.sqrt(epsilon * d_ref))
+
+
+def propose_bound(observed: float, margin: float) -> float:
+    """A relative bound over the observed honest error, never at or above 1 (see the module docstring)."""
+    if observed <= 0:
+        return FLOOR
+    return min(MAX_BOUND, margin * observed)
 
 
 def reference_run(
@@ -192,7 +299,7 @@ def reference_run(
     progress: bool,
 ) -> dict[int, tuple[dict[str, float], dict[str, float]]]:
     """Train an independent model (another init and data order) up to the last step in `steps`."""
-    header = ctx.proof.header
+    header = ctx.source.header
     seed = header.config.seed + 1 if seed is None else seed
     config = dataclasses.replace(header.config, seed=seed, device=device)
     model = build_model(header.spec, seed=seed, trust_code=ctx.trust_code)
@@ -217,25 +324,29 @@ def save_calibration(path: str | Path, calibration: Calibration) -> None:
 
 
 def load_calibration(path: str | Path) -> Calibration:
-    """Read a calibration file; only what VerificationPolicy needs is required to be complete."""
-    fields = Fields(read_json_object(path), path)
-    fields.expect_format(CALIBRATION_FORMAT)
-    metrics = check_metrics(fields.str_list("metrics"))
-
-    def per_metric(key: str) -> dict[str, float]:
-        obj = fields.object(key)
-        return {m: obj.float(m, minimum=0.0) for m in metrics}
-
+    """Read a calibration file (`modeldeed.pol.calibration`, version 2)."""
+    doc = load_document(CalibrationDoc, path)
+    metrics = check_metrics(doc.metrics)
+    missing = [m for m in metrics if m not in doc.normalised_delta or m not in doc.d_ref]
+    if missing:
+        raise ModeldeedError(f"{path}: field 'normalised_delta' or 'd_ref' lacks metrics {missing}")
     return Calibration(
-        proof_id=fields.hex64("proof_id"),
+        proof_id=doc.proof_id,
         metrics=metrics,
-        settings=tuple(fields.str_list("settings")),
-        intervals=tuple(fields.int_list("intervals", minimum=0)),
-        reference_steps=tuple(fields.int_list("reference_steps", minimum=0)),
-        epsilon_repr=per_metric("epsilon_repr"),
-        d_ref=per_metric("d_ref"),
-        d_ref_estimate=per_metric("d_ref_estimate"),
-        delta=per_metric("delta"),
-        normalised_delta=per_metric("normalised_delta"),
-        margin=fields.float("margin", minimum=1.0),
+        settings=tuple(doc.settings),
+        intervals=tuple(doc.intervals),
+        reference_steps=tuple(doc.reference_steps),
+        epsilon_repr=dict(doc.epsilon_repr),
+        d_ref=dict(doc.d_ref),
+        d_ref_estimate=dict(doc.d_ref_estimate),
+        delta=dict(doc.delta),
+        normalised_delta=dict(doc.normalised_delta),
+        margin=doc.margin,
+        relative_error=dict(doc.relative_error),
+        state_error=dict(doc.state_error),
+        max_relative_error=doc.max_relative_error,
+        max_buffer_error=doc.max_buffer_error,
     )
+
+
+__all__ = ["Calibration", "calibrate", "load_calibration", "save_calibration"]

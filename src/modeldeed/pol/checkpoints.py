@@ -14,15 +14,17 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 
 from ..errors import FormatError, file_error
-from ..files import write_safetensors_atomic
-from ..validation import Fields
+from ..files import parse_json_bytes, read_regular_file, write_safetensors_atomic
+from ..schema import Document, validate_document
 
 CHECKPOINT_FORMAT = "modeldeed.pol.checkpoint"
 ENCODINGS = ("raw", "xor", "sub")
@@ -43,6 +45,25 @@ DTYPES: dict[str, torch.dtype] = {
 }
 DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+MAX_HEADER_BYTES = 16 << 20
+MAX_ENTRIES = 1 << 20
+
+
+class CheckpointTensor(Document):
+    name: Annotated[str, Field(min_length=1, max_length=1024)]
+    dtype: Literal["F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL"]
+    shape: Annotated[list[Annotated[int, Field(ge=0, le=1 << 40)]], Field(max_length=16)]
+    encoding: Literal["raw", "xor", "sub"]
+
+
+class CheckpointHeader(Document):
+    """The safetensors metadata entry `modeldeed` of a compressed checkpoint."""
+
+    format: Literal["modeldeed.pol.checkpoint"]
+    version: Literal[1]
+    step: Annotated[int, Field(ge=0, le=1 << 40)]
+    base_step: Annotated[int, Field(ge=0, le=1 << 40)] | None
+    entries: Annotated[list[CheckpointTensor], Field(max_length=MAX_ENTRIES)]
 
 
 def tensor_words(t: torch.Tensor) -> np.ndarray:
@@ -85,11 +106,30 @@ def unshuffle(data: bytes, size: int, count: int) -> np.ndarray:
     return np.ascontiguousarray(planes.T).reshape(-1).view(UNSIGNED[size])
 
 
-def encode_tensor(t: torch.Tensor, base: torch.Tensor | None, level: int = ZSTD_LEVEL) -> tuple[str, bytes]:
-    """The smallest of the allowed encodings of `t` (deltas only against a base of equal dtype and shape)."""
+_ZSTD: dict[object, object] = {}
+
+
+def zstd_compressor(level: int):  # type: ignore[no-untyped-def]
+    """One compressor per level, reused: creating one costs more than compressing a small tensor."""
     import zstandard
 
-    compressor = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=True)
+    key = ("c", level)
+    if key not in _ZSTD:
+        _ZSTD[key] = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=True)
+    return _ZSTD[key]
+
+
+def zstd_decompressor():  # type: ignore[no-untyped-def]
+    import zstandard
+
+    if "d" not in _ZSTD:
+        _ZSTD["d"] = zstandard.ZstdDecompressor()
+    return _ZSTD["d"]
+
+
+def encode_tensor(t: torch.Tensor, base: torch.Tensor | None, level: int = ZSTD_LEVEL) -> tuple[str, bytes]:
+    """The smallest of the allowed encodings of `t` (deltas only against a base of equal dtype and shape)."""
+    compressor = zstd_compressor(level)
     words = tensor_words(t)
     candidates = {"raw": words}
     if base is not None and base.dtype == t.dtype and base.shape == t.shape and words.size:
@@ -122,7 +162,7 @@ def decode_tensor(
         raise FormatError(f"{where}: not a zstd frame ({exc})") from None
     if declared != expected:
         raise FormatError(f"{where}: compressed frame holds {declared} bytes, shape {list(shape)} needs {expected}")
-    stream = zstandard.ZstdDecompressor().decompressobj()
+    stream = zstd_decompressor().decompressobj()
     try:
         data = stream.decompress(blob)
     except zstandard.ZstdError as exc:
@@ -161,13 +201,8 @@ def save_checkpoint(
     return write_safetensors_atomic(path, blobs, {"modeldeed": json.dumps(header, sort_keys=True)})
 
 
-def read_checkpoint_bytes(path: str | Path) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise file_error(FormatError, path, "file not found") from None
-    except OSError as exc:
-        raise file_error(FormatError, path, f"cannot be read ({exc})") from None
+def read_checkpoint_bytes(path: str | Path, max_bytes: int = MAX_TENSOR_BYTES) -> bytes:
+    return read_regular_file(path, max_bytes=max_bytes)
 
 
 def load_checkpoint(
@@ -177,37 +212,52 @@ def load_checkpoint(
     return decode_checkpoint(read_checkpoint_bytes(path), path, step, base, base_step)
 
 
+TensorRule = Callable[[str, torch.dtype, tuple[int, ...]], "str | None"]
+
+
 def decode_checkpoint(
     data: bytes,
     source: str | Path,
     step: int,
     base: Mapping[str, torch.Tensor] | None = None,
     base_step: int | None = None,
+    allowed: TensorRule | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Decode a checkpoint's exact bytes (already hashed by the caller), checking it is the one expected."""
+    """Decode a checkpoint's exact bytes (already hashed by the caller), checking it is the one expected.
+
+    `allowed(name, dtype, shape)` returns why a declared tensor may not be in this checkpoint (None if it may);
+    it runs on the header before anything is decompressed, so a hostile file cannot make the reader allocate
+    tensors the architecture does not have.
+    """
     blobs, metadata = parse_safetensors(data, source)
-    try:
-        header = json.loads(metadata.get("modeldeed", ""))
-    except json.JSONDecodeError:
-        raise file_error(FormatError, source, "has no modeldeed checkpoint header (metadata 'modeldeed')") from None
-    fields = Fields(header, source, "checkpoint header")
-    fields.expect_format(CHECKPOINT_FORMAT)
-    if fields.int("step", minimum=0) != step:
-        raise fields.fail("step", f"is {header['step']}, but the proof lists this file for step {step}")
-    found_base = fields.raw("base_step")
-    if found_base != base_step or isinstance(found_base, bool):
-        raise fields.fail("base_step", f"is {found_base!r}, but the proof says {base_step!r}")
+    text = metadata.get("modeldeed")
+    if text is None:
+        raise file_error(FormatError, source, "has no modeldeed checkpoint header (metadata 'modeldeed')")
+    where = f"{source} (checkpoint header)"
+    header = validate_document(
+        CheckpointHeader, parse_json_bytes(text.encode("utf-8"), where, max_bytes=MAX_HEADER_BYTES), where
+    )
+    if header.step != step:
+        raise file_error(
+            FormatError, where, f"field 'step' is {header.step}, but the proof lists this file for step {step}"
+        )
+    if header.base_step != base_step:
+        raise file_error(
+            FormatError, where, f"field 'base_step' is {header.base_step!r}, but the proof says {base_step!r}"
+        )
     if base_step is not None and base is None:
         raise file_error(FormatError, source, "is a delta checkpoint but no base was given")
-    entries = fields.objects("entries")
-    names = [entry.str("name") for entry in entries]
+    names = [entry.name for entry in header.entries]
     if sorted(names) != sorted(blobs) or len(set(names)) != len(names):
         raise file_error(FormatError, source, "header entries do not match the tensors in the file")
+    if allowed is not None:
+        for entry in header.entries:
+            problem = allowed(entry.name, DTYPES[entry.dtype], tuple(entry.shape))
+            if problem:
+                raise file_error(FormatError, source, f"tensor {entry.name!r}: {problem}")
     out: dict[str, torch.Tensor] = {}
-    for entry, name in zip(entries, names):
-        dtype = DTYPES[entry.str("dtype", choices=tuple(DTYPES))]
-        shape = tuple(entry.int_list("shape", minimum=0))
-        encoding = entry.str("encoding", choices=ENCODINGS)
+    for entry in header.entries:
+        name, dtype, shape, encoding = entry.name, DTYPES[entry.dtype], tuple(entry.shape), entry.encoding
         blob = blobs[name]
         if blob.dtype != torch.uint8 or blob.dim() != 1:
             raise file_error(FormatError, source, f"tensor {name!r} must be a 1-D uint8 blob")

@@ -1,128 +1,47 @@
 """The verifier's checks, one function each, so a policy can switch them on and off or add its own.
 
-A check takes the VerificationContext and returns a CheckResult; a FormatError raised inside it is
-turned into a failure with that message. Integrity runs first and gates all others: nothing in a file
-whose hash does not match proof.json is ever decoded.
+A check takes the VerificationContext and returns a CheckResult; a FormatError raised inside it is turned
+into a failure with that message. Integrity runs first and gates all others: nothing in a file whose hash
+does not match the listing is ever decoded. The checks read the proof through `ctx.source`, a whole proof
+or the opened part of one; what an opened proof does not hold is not checked here (the challenge decides
+what is opened, see `pol.hardened`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
 
 import torch
-from torch import nn
 
-from ..data import Dataset
 from ..errors import FormatError, file_error
 from ..training import augment_seed, batch_indices
-from .distances import distances
-from .initialisation import LayerTest, failing_layers, ks_tests
-from .intervals import IntervalInfo, estimate_reference_distance, trained_vector, update_sizes
-from .proof import MAX_DELTA_CHAIN, Proof
+from .compare import Tolerance, compare
+from .context import CheckResult, IntervalResult, VerificationContext, listed, result
+from .initialisation import failing_layers, ks_tests
+from .intervals import StraightLines, outliers, trained_vector, update_sizes
+from .proof import MAX_DELTA_CHAIN
 from .replay import ReplayMismatch, build_checked_model, replay
-from .store import (
-    MODEL_PREFIX,
-    OPTIMIZER_PREFIX,
+from .source import FullSource
+from .state import (
     RNG_CPU,
-    RNG_CUDA,
     SCHEDULER_LR,
     SCHEDULER_STEP,
-    ProofStore,
-    batch_digest,
-    batch_tensors,
+    model_tensors,
+    state_digests,
+    tensor_digest,
+    tensor_rule,
 )
-
-if TYPE_CHECKING:
-    from .verify import VerificationPolicy
+from .store import batch_digest, batch_tensors
 
 log = logging.getLogger(__name__)
-
-MAX_LISTED = 5  # per check, name this many failing steps/intervals, then count the rest
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    name: str
-    status: str  # "passed", "failed" or "skipped"
-    reasons: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status, "reasons": list(self.reasons)}
-
-
-@dataclass(frozen=True)
-class IntervalResult:
-    """One replayed interval: its update, the replay's distance to the stored checkpoint, and the bound."""
-
-    index: int
-    start_step: int
-    end_step: int
-    epoch: int
-    update: Mapping[str, float]
-    error: Mapping[str, float]
-    d_ref: Mapping[str, float]
-    threshold: Mapping[str, float]  # absolute delta = normalised delta * d_ref
-    accepted: bool
-
-    @property
-    def normalised_error(self) -> dict[str, float]:
-        return {m: self.error[m] / self.d_ref[m] if self.d_ref[m] > 0 else float("inf") for m in self.error}
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "start_step": self.start_step,
-            "end_step": self.end_step,
-            "epoch": self.epoch,
-            "update": dict(self.update),
-            "error": dict(self.error),
-            "normalised_error": self.normalised_error,
-            "d_ref": dict(self.d_ref),
-            "threshold": dict(self.threshold),
-            "accepted": self.accepted,
-        }
-
-
-@dataclass
-class VerificationContext:
-    """What the checks share: the parsed proof, its files, the verifier's dataset, and results so far."""
-
-    directory: Path
-    proof: Proof
-    proof_id: str
-    data: Dataset
-    policy: VerificationPolicy
-    device: str = "cpu"
-    trust_code: bool = False
-    store: ProofStore = field(init=False)
-    model: nn.Module | None = None
-    intervals: list[IntervalInfo] = field(default_factory=list)
-    layer_tests: list[LayerTest] = field(default_factory=list)
-    interval_results: list[IntervalResult] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.store = ProofStore(self.directory, self.proof)
-
-    def file(self, index: int) -> Path:
-        return self.directory / self.proof.checkpoints[index].file
-
-
-Check = Callable[[VerificationContext], CheckResult]
-
-
-def listed(problems: list[str], what: str) -> list[str]:
-    if len(problems) <= MAX_LISTED:
-        return problems
-    return problems[:MAX_LISTED] + [f"... and {len(problems) - MAX_LISTED} more {what}"]
 
 
 def check_integrity(ctx: VerificationContext) -> CheckResult:
     """Counts consistent with epochs, steps and k; every file present with its SHA-256; tensors as declared."""
-    proof, header = ctx.proof, ctx.proof.header
+    source = ctx.source
+    assert isinstance(source, FullSource)
+    proof, header = source.proof, source.header
     config, k = header.config, header.checkpoint_every
     reasons = []
     expected_id = ctx.policy.expected_proof_id
@@ -146,18 +65,43 @@ def check_integrity(ctx: VerificationContext) -> CheckResult:
             reasons.append(f"{entry.file}: {chain} deltas since the last keyframe, more than {header.keyframe_every}")
     if reasons:
         return CheckResult("integrity", "failed", tuple(reasons))
-    source = ctx.directory / "proof.json"
-    ctx.model = build_checked_model(proof, trust_code=ctx.trust_code, source=source)
-    expected = ctx.model.state_dict()
+    prepare_model(ctx)
+    source.samples()  # hash-checks and validates the stored samples
+    digests: list[tuple[bytes, bytes]] = []
+    frozen_digests: list[bytes] = []
+    assert ctx.model is not None
+    frozen = [n for n, _ in ctx.model.named_parameters() if n not in header.trained_parameters]
+    lines = StraightLines()
+
+    def inspect(index: int, tensors: Mapping[str, torch.Tensor]) -> None:
+        check_checkpoint_tensors(ctx, index, tensors)
+        digests.append(state_digests(tensors))
+        model = model_tensors(tensors)
+        frozen_digests.append(tensor_digest({n: model[n] for n in frozen}))
+        lines.add(trained_vector(tensors, header.trained_parameters))
+
+    ctx.intervals = update_sizes(
+        source.checkpoint,
+        source.checkpoint_steps,
+        header.trained_parameters,
+        config.steps_per_epoch(header.dataset.size),
+        ctx.policy.metrics,
+        inspect,
+    )
+    source.digests, source.frozen_digests, source.straight_pairs = digests, frozen_digests, lines.pairs
+    return CheckResult("integrity", "passed")
+
+
+def prepare_model(ctx: VerificationContext) -> None:
+    """Build the architecture (sized first), check the trained parameters exist, and set the tensor rule."""
+    header = ctx.source.header
+    where = ctx.directory / "proof.json"
+    ctx.model = build_checked_model(header.spec, trust_code=ctx.trust_code, source=where)
     params = dict(ctx.model.named_parameters())
     unknown = [n for n in header.trained_parameters if n not in params]
     if unknown:
-        raise file_error(FormatError, source, f"trained_parameters names {unknown[:3]}, which the model lacks")
-    ctx.store.samples()  # hash-checks and validates the stored samples
-    ctx.intervals = update_sizes(
-        proof, ctx.store, ctx.policy.metrics, lambda i, tensors: check_checkpoint_tensors(ctx, i, tensors, expected)
-    )
-    return CheckResult("integrity", "passed")
+        raise file_error(FormatError, where, f"trained_parameters names {unknown[:3]}, which the model lacks")
+    ctx.source.set_rule(tensor_rule(ctx.model, header.trained_parameters))
 
 
 def checkpoint_steps_problem(found: list[int], total: int, k: int) -> str | None:
@@ -169,57 +113,44 @@ def checkpoint_steps_problem(found: list[int], total: int, k: int) -> str | None
     if count > 2 * len(found) + 10:  # do not build a huge expected list for a proof that lists few
         return f"{rule}: {count} expected, {len(found)} listed"
     expected = set(range(0, total + 1, k)) | {total}
-    missing = sorted(expected - set(found))[:MAX_LISTED]
-    extra = sorted(set(found) - expected)[:MAX_LISTED]
+    missing = sorted(expected - set(found))[:5]
+    extra = sorted(set(found) - expected)[:5]
     return f"{rule}: missing {missing}, unexpected {extra}" + ("" if missing or extra else ", order wrong")
 
 
-def check_checkpoint_tensors(
-    ctx: VerificationContext, index: int, tensors: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]
-) -> None:
-    path, step = ctx.file(index), ctx.proof.checkpoints[index].step
-    params = dict(ctx.model.named_parameters()) if ctx.model is not None else {}
-    trained = set(ctx.proof.header.trained_parameters)
-    model_names = set()
-    for key, value in tensors.items():
-        if key.startswith(MODEL_PREFIX):
-            name = key.removeprefix(MODEL_PREFIX)
-            model_names.add(name)
-            ref = expected.get(name)
-            if ref is None or ref.shape != value.shape or ref.dtype != value.dtype:
-                raise file_error(FormatError, path, f"tensor {name!r} does not match the architecture")
-        elif key.startswith(OPTIMIZER_PREFIX):
-            _, _, name = key.removeprefix(OPTIMIZER_PREFIX).partition("/")
-            if name not in trained or value.shape != params[name].shape:
-                raise file_error(FormatError, path, f"optimizer state {key!r} does not fit a trained parameter")
-        elif key in (RNG_CPU, RNG_CUDA):
-            if value.dtype != torch.uint8 or value.dim() != 1:
-                raise file_error(FormatError, path, f"{key!r} must be a 1-D uint8 RNG state")
-        elif key == SCHEDULER_STEP:
-            if value.dtype != torch.int64 or value.numel() != 1 or int(value) != step:
-                raise file_error(FormatError, path, f"scheduler step must be {step}")
-        elif key == SCHEDULER_LR:
-            if value.dtype != torch.float64 or value.numel() != 1:
-                raise file_error(FormatError, path, "scheduler lr must be one float64")
-        else:
-            raise file_error(FormatError, path, f"unexpected tensor {key!r}")
-    if model_names != set(expected):
-        raise file_error(FormatError, path, f"lacks model tensors {sorted(set(expected) - model_names)[:3]}")
-    if not bool(torch.isfinite(trained_vector(tensors, ctx.proof)).all()):
-        raise file_error(FormatError, path, "holds NaN or infinite weights")
+def check_checkpoint_tensors(ctx: VerificationContext, index: int, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Every model tensor present, an RNG state, the schedule at this checkpoint's step, finite weights.
+
+    Which tensors may appear with which dtype and shape was checked before decoding (`state.tensor_rule`).
+    """
+    assert ctx.model is not None
+    step = ctx.source.checkpoint_steps[index]
+    where = ctx.directory / f"checkpoint {index} (step {step})"
+    names = set(model_tensors(tensors))
+    missing = sorted(set(ctx.model.state_dict()) - names)
+    if missing:
+        raise file_error(FormatError, where, f"lacks model tensors {missing[:3]}")
+    for key in (RNG_CPU, SCHEDULER_STEP, SCHEDULER_LR):
+        if key not in tensors:
+            raise file_error(FormatError, where, f"lacks {key!r}")
+    if int(tensors[SCHEDULER_STEP]) != step:
+        raise file_error(FormatError, where, f"scheduler step is {int(tensors[SCHEDULER_STEP])}, must be {step}")
+    if not bool(torch.isfinite(trained_vector(tensors, ctx.source.header.trained_parameters)).all()):
+        raise file_error(FormatError, where, "holds NaN or infinite weights")
 
 
 def check_schedule(ctx: VerificationContext) -> CheckResult:
     """Every step's learning rate and augmentation seed are the declared schedule's; batches not oversized."""
-    config = ctx.proof.header.config
-    per_epoch = config.steps_per_epoch(ctx.proof.header.dataset.size)
+    header = ctx.source.header
+    config = header.config
+    per_epoch = config.steps_per_epoch(header.dataset.size)
     problems = []
-    for step, record in enumerate(ctx.proof.steps):
+    for step, record in ctx.source.records():
         lr = config.lr_at(step // per_epoch)
         seed = augment_seed(config.seed, step) if config.augment else None
         if record.lr != lr:
-            problems.append(f"step {step}: learning rate {record.lr!r} is not the declared schedule's {lr!r}")
-        elif record.indices.size and record.augment_seed != seed:
+            problems.append(f"step {step}: learning rate {record.lr:g} is not the declared schedule's {lr:g}")
+        elif record.augment_seed != seed:
             problems.append(f"step {step}: augmentation seed {record.augment_seed} is not the declared {seed}")
         elif record.indices.size > config.batch_size:
             problems.append(f"step {step}: {record.indices.size} dataset samples in a batch of {config.batch_size}")
@@ -227,14 +158,15 @@ def check_schedule(ctx: VerificationContext) -> CheckResult:
 
 
 def check_batch_order(ctx: VerificationContext) -> CheckResult:
-    """Hardened: every step trains on exactly the seeded permutation's batch of dataset samples.
+    """Every step trains on exactly the seeded permutation's batch of dataset samples.
 
     Samples stored in the proof may only be appended to a complete seeded batch (a watermark's trigger
     images are); whether they are samples the owner committed to is the dataset-membership check's job.
     """
-    config, n = ctx.proof.header.config, ctx.proof.header.dataset.size
+    header = ctx.source.header
+    config, n = header.config, header.dataset.size
     problems = []
-    for step, record in enumerate(ctx.proof.steps):
+    for step, record in ctx.source.records():
         expected = batch_indices(config, n, step)
         if record.indices.size != expected.size or not (record.indices == expected).all():
             problems.append(f"step {step}: the batch is not the seeded batch order's")
@@ -242,24 +174,27 @@ def check_batch_order(ctx: VerificationContext) -> CheckResult:
 
 
 def check_data(ctx: VerificationContext) -> CheckResult:
-    """The verifier's dataset is the proof's, and every step's batch hashes to the recorded SHA-256."""
-    info, data = ctx.proof.header.dataset, ctx.data
+    """The verifier's dataset is the proof's, and every step's batch hashes to the recorded SHA-256.
+
+    Under the hardened policy only the steps of the intervals it replays are rebuilt (the recorded batch hashes
+    of the others are, like their checkpoints, what the challenge samples): the cost stays with the challenge.
+    """
+    info, data = ctx.source.header.dataset, ctx.data
     reasons = []
     if data.fingerprint != info.fingerprint:
         reasons.append(
             f"dataset fingerprint {data.fingerprint[:16]}... of {data.name} differs from the proof's "
             f"{info.fingerprint[:16]}... ({info.name}): not the data the proof claims"
         )
-    if len(data) != info.size or data.input_shape != info.input_shape or data.num_classes != info.num_classes:
-        reasons.append(
-            f"dataset {data.name} has {len(data)} samples of shape {data.input_shape} in {data.num_classes} "
-            f"classes; the proof's has {info.size} of {info.input_shape} in {info.num_classes}"
-        )
-        return result("data", reasons)
-    samples = ctx.store.samples()
+    samples = ctx.source.samples()
+    records = ctx.source.records()
+    if ctx.policy.hardening is not None and not ctx.source.opened:
+        steps = ctx.source.checkpoint_steps
+        chosen = {s for i in selection(ctx) for s in range(steps[i], steps[i + 1])}
+        records = ((s, r) for s, r in records if s in chosen)
     problems = [
         f"step {step}: batch SHA-256 differs from the recorded one (the samples at its indices changed)"
-        for step, record in enumerate(ctx.proof.steps)
+        for step, record in records
         if batch_digest(*batch_tensors(record, data, samples)) != record.batch_sha256
     ]
     return result("data", reasons + listed(problems, "steps"))
@@ -267,17 +202,16 @@ def check_data(ctx: VerificationContext) -> CheckResult:
 
 def check_initialisation(ctx: VerificationContext) -> CheckResult:
     """W_0 passes a KS test per conv/linear tensor against the declared initialisation."""
-    scheme = ctx.proof.header.initialisation["scheme"]
+    scheme = ctx.source.header.initialisation["scheme"]
     if scheme == "unspecified":
         return result(
             "initialisation",
             ["W_0 declares no initialisation distribution (scheme 'unspecified'), so it cannot be tested"],
         )
+    if not ctx.source.has_checkpoint(0):
+        return CheckResult("initialisation", "skipped", ("W_0 is not opened: it is rebuilt from the seed",))
     assert ctx.model is not None
-    tensors = {
-        k.removeprefix(MODEL_PREFIX): v for k, v in ctx.store.checkpoint(0).items() if k.startswith(MODEL_PREFIX)
-    }
-    ctx.layer_tests = ks_tests(ctx.model, tensors, scheme)
+    ctx.layer_tests = ks_tests(ctx.model, model_tensors(ctx.source.checkpoint(0)), scheme)
     if not ctx.layer_tests:
         return result("initialisation", [f"the model has no conv/linear tensor that {scheme} describes"])
     threshold, failing = failing_layers(ctx.layer_tests, ctx.policy.ks_alpha, ctx.policy.ks_family_wise)
@@ -293,55 +227,194 @@ def check_initialisation(ctx: VerificationContext) -> CheckResult:
     )
 
 
-def check_replay(ctx: VerificationContext) -> CheckResult:
-    """Replay the selected intervals; each must land within delta of the stored next checkpoint."""
+# ----------------------------------------------------------------------------------------------- replay
+
+
+def selection(ctx: VerificationContext) -> dict[int, tuple[str, ...]]:
+    """The intervals to replay, each with why: the policy's selector (top-Q) and the hardened challenge."""
     policy = ctx.policy
-    chosen = policy.selector(ctx.intervals, policy.q, policy.metrics, ctx.proof_id)
-    by_index = {i.index: i for i in ctx.intervals}
+    chosen: dict[int, list[str]] = {}
+    if ctx.intervals and not ctx.source.opened:
+        if policy.hardening is None:
+            picks = policy.selector(ctx.intervals, policy.q, policy.metrics, ctx.proof_id)
+        elif policy.hardening.top_q > 0:
+            picks = outliers(ctx.intervals, policy.hardening.top_q)
+        else:
+            picks = []
+        for index in picks:
+            chosen.setdefault(index, []).append("top-q")
+    if ctx.challenge is not None:
+        for index in ctx.challenge.intervals:
+            chosen.setdefault(index, []).append("challenge")
+    return {i: tuple(chosen[i]) for i in sorted(chosen)}
+
+
+def mode_of(ctx: VerificationContext) -> str:
+    if ctx.policy.replay_mode == "reference":
+        return "reference"
+    return "exact" if ctx.exact else "tolerance"
+
+
+def check_replay(ctx: VerificationContext) -> CheckResult:
+    """Replay the selected intervals; each must reproduce the stored next checkpoint (see `pol.compare`)."""
+    chosen = selection(ctx)
     problems = []
-    for index in chosen:
-        info = by_index[index]
-        span = f"interval {index} (steps {info.start_step}-{info.end_step}, epoch {info.epoch})"
-        try:
-            replayed = replay(
-                ctx.proof, ctx.store, ctx.data, index, trust_code=ctx.trust_code, device=ctx.device, model=ctx.model
-            )
-        except ReplayMismatch as exc:
-            problems.append(f"{span}: {exc}")
-            continue
-        target = ctx.store.checkpoint(index + 1)
-        vector = trained_vector(target, ctx.proof)
-        error = distances(
-            trained_vector({MODEL_PREFIX + k: v for k, v in replayed.items()}, ctx.proof), vector, policy.metrics
-        )
-        d_ref = (
-            dict(policy.d_ref)
-            if policy.d_ref is not None
-            else estimate_reference_distance(vector, target, ctx.proof, policy.metrics)
-        )
-        threshold = {m: policy.delta[m] * d_ref[m] for m in policy.metrics}
-        over = [m for m in policy.metrics if not error[m] <= threshold[m]]
-        ctx.interval_results.append(
-            IntervalResult(
-                index, info.start_step, info.end_step, info.epoch, info.update, error, d_ref, threshold, not over
-            )
-        )
-        if over:
-            problems.append(
-                f"{span}: the replay ends too far from the stored checkpoint: "
-                + "; ".join(
-                    f"{m} distance {error[m]:.4g} > delta {threshold[m]:.4g} ({fraction(error[m], d_ref[m])} of d_ref, "
-                    f"allowed {policy.delta[m]:.3g})"
-                    for m in over
-                )
-            )
-        log.info("replayed %s: %s", span, {m: f"{error[m]:.3g}" for m in policy.metrics})
+    bar = progress_bar(len(chosen), "replay", ctx.progress)
+    try:
+        for number, (index, why) in enumerate(chosen.items(), start=1):
+            if bar is not None:
+                bar.set_postfix_str(f"interval {index} ({number} of {len(chosen)})", refresh=False)
+            outcome = replay_interval(ctx, index, why)
+            if isinstance(outcome, str):
+                problems.append(outcome)
+            else:
+                ctx.interval_results.append(outcome)
+                problems.extend(f"{span(ctx, index, why)}: {p}" for p in outcome.problems)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not chosen:
+        problems.append("no interval was selected for replay")
     return result("replay", listed(problems, "problems"))
 
 
-def fraction(value: float, reference: float) -> str:
-    return f"{value / reference:.3g}" if reference > 0 else "inf"
+def span(ctx: VerificationContext, index: int, why: tuple[str, ...] = ()) -> str:
+    steps = ctx.source.checkpoint_steps
+    per_epoch = ctx.source.header.config.steps_per_epoch(ctx.source.header.dataset.size)
+    drawn = ", drawn by the challenge" if "challenge" in why else ""
+    return f"interval {index} (steps {steps[index]}-{steps[index + 1]}, epoch {steps[index] // per_epoch}{drawn})"
 
 
-def result(name: str, reasons: list[str]) -> CheckResult:
-    return CheckResult(name, "failed" if reasons else "passed", tuple(reasons))
+def start_state(ctx: VerificationContext, index: int) -> dict[str, torch.Tensor]:
+    """The stored state an interval starts from (an opened proof's W_0 is the one the seed makes)."""
+    if ctx.source.has_checkpoint(index):
+        return ctx.source.checkpoint(index)
+    return initial_of(ctx)
+
+
+def initial_of(ctx: VerificationContext) -> dict[str, torch.Tensor]:
+    """W_0's whole state as the declared seed makes it (`state.initial_state`), built once per verification."""
+    if ctx.initial is None:
+        from .state import initial_state
+
+        header = ctx.source.header
+        ctx.initial = initial_state(header.spec, header.config, trust_code=ctx.trust_code)
+    return ctx.initial
+
+
+def replay_interval(ctx: VerificationContext, index: int, why: tuple[str, ...] = ()) -> IntervalResult | str:
+    """Replay one interval and compare; a string says why it could not be replayed."""
+    assert ctx.model is not None
+    source, header, policy = ctx.source, ctx.source.header, ctx.policy
+    steps = source.checkpoint_steps
+    first, end_step = steps[index], steps[index + 1]
+    where = ctx.directory / f"checkpoint {index}"
+    start = start_state(ctx, index)
+    records = [(s, source.record(s)) for s in range(first, end_step)]
+    try:
+        replayed = replay(
+            header,
+            start,
+            records,
+            ctx.data,
+            source.samples(),
+            end_step=end_step,
+            model=ctx.model,
+            source=where,
+            device=ctx.device,
+        )
+    except ReplayMismatch as exc:
+        return f"{span(ctx, index, why)}: {exc}"
+    mode = mode_of(ctx)
+    per_epoch = header.config.steps_per_epoch(header.dataset.size)
+    if not source.has_checkpoint(index + 1):
+        # an opened proof without the end checkpoint: in exact mode its digests say everything
+        if mode != "exact":
+            return f"{span(ctx, index, why)}: its end checkpoint is not opened, and a replay here is not exact"
+        digests = source.digests_of(index + 1)
+        same = state_digests(replayed) == digests
+        problems = () if same else ("the replay does not reproduce the committed next checkpoint bit for bit",)
+        return IntervalResult(index, first, end_step, first // per_epoch, {}, {}, {}, {}, same, mode, {}, problems, why)
+    known = {i.index: i for i in ctx.intervals}.get(index)
+    if mode == "exact" and known is not None and state_digests(replayed) == source.digests_of(index + 1):
+        # every bit reproduced (the digests were taken in the integrity pass): no need to decode the end again
+        zero = {m: 0.0 for m in policy.metrics}
+        return IntervalResult(
+            index,
+            first,
+            end_step,
+            first // per_epoch,
+            known.update,
+            zero,
+            {},
+            zero,
+            True,
+            mode,
+            {},
+            (),
+            why,
+            dict(known.update),
+        )
+    end = source.checkpoint(index + 1)
+    bounds = Tolerance(
+        mode,
+        policy.metrics,
+        policy.delta,
+        policy.d_ref,
+        policy.max_relative_error if mode == "tolerance" else None,
+        policy.max_buffer_error if mode == "tolerance" else None,
+        header.config.momentum,
+    )
+    names = [n for n, _ in ctx.model.named_parameters()]
+    outcome = compare(replayed, end, start, header.trained_parameters, names, bounds)
+    log.info("replayed interval %d (%s): %s", index, mode, {m: f"{outcome.error[m]:.3g}" for m in policy.metrics})
+    return IntervalResult(
+        index,
+        first,
+        end_step,
+        first // per_epoch,
+        outcome.update,
+        outcome.error,
+        outcome.d_ref,
+        outcome.threshold,
+        outcome.accepted,
+        mode,
+        outcome.state_error,
+        outcome.problems,
+        why,
+        outcome.replayed_update,
+    )
+
+
+def check_final_model(ctx: VerificationContext) -> CheckResult:
+    """The proof's last checkpoint holds the model in dispute, bit for bit (every tensor of its state_dict)."""
+    wanted = ctx.policy.final_model
+    assert wanted is not None
+    last = len(ctx.source.checkpoint_steps) - 1
+    if ctx.source.has_checkpoint(last):
+        from .state import differing
+
+        differ = differing(model_tensors(ctx.source.checkpoint(last)), wanted)
+        if differ:
+            return result(
+                "final_model",
+                [f"the proof's last checkpoint is not the model in dispute: {', '.join(differ[:4])} differ"],
+            )
+        return result("final_model", [])
+    from .state import tensor_digest
+
+    committed = ctx.source.digests_of(last)[0]
+    if tensor_digest({k: v for k, v in wanted.items()}) != committed:
+        return result("final_model", ["the committed last checkpoint is not the model in dispute (digests differ)"])
+    return result("final_model", [])
+
+
+def progress_bar(total: int, desc: str, enabled: bool):  # type: ignore[no-untyped-def]
+    """A tqdm bar with ETA on stderr (hidden when disabled or when stderr is not a terminal)."""
+    if not enabled or total == 0:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="interval", disable=None, dynamic_ncols=True)

@@ -1,319 +1,266 @@
-"""Hardened proof-of-learning verification: the checks that stop the published spoofs, each on its own switch.
+"""Hardened proof-of-learning verification: nothing the prover states is trusted unless re-derived or committed.
 
-The reference verifier (Jia et al. 2021) trusts whatever data the prover supplies, accepts any W0 that a
-Kolmogorov-Smirnov test cannot tell from a fresh draw, replays only the Q largest updates of each epoch and
-accepts a replay within delta of the stored checkpoint. Zhang et al. (S&P 2022) and Fang et al. (EuroS&P 2023)
-spoof it (see `modeldeed.attacks.pol_spoof*`) with a sort-trick W0, checkpoints on the straight line to W_T,
-crafted samples, infinitesimally small steps, or honest steps placed where top-Q looks. Each check here
-removes one of those freedoms:
+The reference verifier (Jia et al. 2021) trusts whatever settings, data, W_0 and stored state the prover
+supplies and replays only the largest updates. Each check here takes one of those freedoms away (the
+security argument, with what each check assumes, is in docs/pol-spoofing.md):
 
-- `dataset_membership`: every replayed sample, and every sample stored in the proof, is one of the samples
-  the verifier trusts: the public dataset itself, or the exact samples the owner committed to before training
-  (a Merkle root in a `TrainingStatement`), proven by a Merkle membership proof per sample. Stops crafted data.
-- `initialisation_seed`: W0 equals, bit for bit, the initialisation built from the seed the proof declares
-  (and the owner's statement commits to), and the batch order follows from the same seed (the PoL module's
-  `batch_order` check is switched on with it). Stops the sort trick and free choice of batches.
-- `random_intervals`: besides the Q largest, intervals drawn by Fiat-Shamir from the proof id (so the
-  prover cannot know them before fixing every checkpoint) are replayed and must land within delta.
-  Stops blindfold top-Q.
-- `relative_error`: a replay must reproduce the recorded update itself: d(replayed, W_{t+k}) / d(W_t, W_{t+k})
-  far below 1. A trajectory whose steps are not what its batches produce fails even when every step is tiny.
-  Stops the infinitesimal update, and interpolated intervals wherever they are replayed.
-- `update_profile`: consecutive updates that are parallel and of equal size (the straight line between two
-  checkpoints, cut into equal pieces) do not occur in training. Flags interpolated trajectories.
-
-Use `hardened_policy()` (all switches on) or `Hardening(...).policy(base)`; `modeldeed pol verify --hardened`.
+- `settings`: every setting in the proof (architecture, initialisation, seed, hyper-parameters, k, dataset,
+  trained parameters) is the training statement's, made before training; without a statement, every
+  parameter must be trained (a proof may not declare most of the model untouched).
+- `commitment`: the proof's Merkle root over checkpoints and step records (and the published commitment, if
+  given); the challenge is drawn from it (and from the registry's beacon): `pol.challenge`.
+- `dataset_membership`: the verifier's dataset is the committed one, and every stored sample a step uses is a
+  committed trigger sample (stored samples 0 .. M-1, the statement's trigger root).
+- `initialisation_seed`: W_0 is the state the seed makes, every tensor of it: `build_model(spec, seed)`, no
+  momentum, the run's RNG seeded from the seed, the schedule at step 0. The batch order follows from the seed
+  as well (`batch_order`).
+- `frozen_tensors`: parameters that are not trained are W_0's, bit for bit, in every checkpoint.
+- `replay` (the shared check) then replays the challenged intervals (plus, on a full proof, the top-q updates,
+  as an addition only) and re-derives the whole next state.
+- `update_profile`: a heuristic kept from the first hardening: equal, parallel consecutive updates are
+  straight-line interpolation, not training.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 
-from ..crypto import tagged_digest
-from ..data import Dataset
-from ..errors import ModeldeedError
-from ..models import build_model
-from .checks import CheckResult, IntervalResult, VerificationContext, listed
-from .commitment import SeedOpening, TrainingStatement
-from .distances import distances
-from .intervals import IntervalInfo, IntervalSelector, estimate_reference_distance, top_q_per_epoch, trained_vector
-from .merkle import MerkleTree, leaf_hash, verify_membership
-from .replay import ReplayMismatch, replay
-from .store import MODEL_PREFIX
-from .verify import VerificationPolicy
+from ..files import canonical_json
+from .challenge import derive_challenge
+from .checks import initial_of
+from .commitment import ProofCommitment, make_commitment
+from .context import CheckResult, VerificationContext, listed, result
+from .merkle import MerkleTree
+from .source import FullSource
+from .state import differing, model_tensors, state_digests, tensor_digest
+from .statement import SeedOpening, TrainingStatement
 
 log = logging.getLogger(__name__)
 
-FIAT_SHAMIR_TAG = b"modeldeed/pol-intervals/v1"
-HARDENED_CHECKS = ("initialisation_seed", "random_intervals", "dataset_membership", "relative_error", "update_profile")
+HARDENED_CHECKS = (
+    "settings",
+    "commitment",
+    "batch_order",
+    "dataset_membership",
+    "initialisation_seed",
+    "frozen_tensors",
+    "update_profile",
+)
 
 
-# ------------------------------------------------------------------------------------- Fiat-Shamir choice
+def hardening_of(ctx: VerificationContext):  # type: ignore[no-untyped-def]
+    assert ctx.policy.hardening is not None
+    return ctx.policy.hardening
 
 
-def fiat_shamir_index(proof_id: str, label: int, counter: int, bound: int) -> int:
-    """A uniform integer in [0, bound) from SHA-256(tag ‖ proof id ‖ u64be(label) ‖ u64be(counter) ‖ u64be(try))."""
-    if bound < 1:
-        raise ValueError("bound must be >= 1")
-    limit = (1 << 256) - (1 << 256) % bound  # reject the top sliver so every residue is equally likely
-    attempt = 0
-    while True:
-        digest = tagged_digest(
-            FIAT_SHAMIR_TAG,
-            bytes.fromhex(proof_id)
-            + label.to_bytes(8, "big")
-            + counter.to_bytes(8, "big")
-            + attempt.to_bytes(8, "big"),
+def all_parameters(ctx: VerificationContext) -> list[str]:
+    assert ctx.model is not None
+    return [name for name, _ in ctx.model.named_parameters()]
+
+
+def statement_in_force(ctx: VerificationContext) -> tuple[TrainingStatement | None, SeedOpening | None]:
+    """The trusted statement (with the opening the proof carries), or the proof's own when none is trusted."""
+    carried = ctx.source.header.statement
+    trusted = hardening_of(ctx).statement
+    if trusted is not None:
+        return trusted, carried.opening if carried is not None else None
+    if carried is not None:
+        return carried.statement, carried.opening
+    return None, None
+
+
+def check_settings(ctx: VerificationContext) -> CheckResult:
+    """The proof's settings are the statement's, all of them; the seed opening opens its commitment."""
+    header = ctx.source.header
+    trusted = hardening_of(ctx).statement
+    carried = header.statement
+    params = all_parameters(ctx)
+    problems: list[str] = []
+    statement, opening = statement_in_force(ctx)
+    if trusted is not None and carried is None:
+        problems.append("the proof carries no training statement and seed opening")
+    if trusted is not None and carried is not None and carried.statement.id != trusted.id:
+        problems.append(
+            f"the proof carries statement {carried.statement.id[:16]}..., not the trusted {trusted.id[:16]}..."
         )
-        value = int.from_bytes(digest, "big")
-        if value < limit:
-            return value % bound
-        attempt += 1
-
-
-def fiat_shamir_intervals(intervals: Sequence[IntervalInfo], per_epoch: int, proof_id: str) -> list[int]:
-    """`per_epoch` distinct intervals of every epoch, drawn from the proof id (all of them if fewer)."""
-    chosen: list[int] = []
-    for epoch in sorted({i.epoch for i in intervals}):
-        members = [i.index for i in intervals if i.epoch == epoch]
-        if per_epoch >= len(members):
-            chosen.extend(members)
-            continue
-        pool = list(members)
-        for counter in range(per_epoch):  # a Fisher-Yates draw without replacement
-            pick = fiat_shamir_index(proof_id, epoch, counter, len(pool))
-            chosen.append(pool.pop(pick))
-    return sorted(chosen)
-
-
-def top_q_and_fiat_shamir(per_epoch: int) -> IntervalSelector:
-    """An `IntervalSelector` for `VerificationPolicy(selector=...)`: the paper's Q largest per epoch and metric,
-    plus a Fiat-Shamir draw, all judged by the replay check (the `random_intervals` check reports them apart)."""
-
-    def select(intervals: Sequence[IntervalInfo], q: int, metrics: Sequence[str], proof_id: str) -> list[int]:
-        return sorted(
-            set(top_q_per_epoch(intervals, q, metrics, proof_id))
-            | set(fiat_shamir_intervals(intervals, per_epoch, proof_id))
+    if statement is None:
+        ctx.notes.append(
+            "no training statement: the settings are the prover's own, not fixed before training (give --statement)"
         )
+        if list(header.trained_parameters) != params:
+            problems.append(trained_set_problem(header.trained_parameters, params, None))
+        return result("settings", problems)
+    if trusted is None:
+        ctx.notes.append(
+            f"the proof's own statement {statement.id[:16]}... was used: it binds the settings, but nothing here "
+            "shows it was made before training (give --statement with a registered statement)"
+        )
+    if opening is not None and not statement.opens(opening):
+        problems.append("the seed opening does not open the statement's seed commitment")
+    if opening is not None:
+        problems.extend(settings_problems(statement, opening, header, params))
+    return result("settings", problems)
 
-    select.__name__ = f"top_q_and_fiat_shamir_{per_epoch}"
-    return select
+
+def trained_set_problem(declared: tuple[str, ...] | list[str], expected: list[str], statement: str | None) -> str:
+    missing = [n for n in expected if n not in declared]
+    where = f"the statement lists {len(expected)}" if statement else "without a statement that says otherwise, all are"
+    return (
+        f"the proof trains {len(declared)} of the model's parameters ({', '.join(list(declared)[:3])}"
+        f"{' ...' if len(declared) > 3 else ''}); {where} trained (not trained here: "
+        f"{', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''})"
+    )
 
 
-# ------------------------------------------------------------------------------------------------ checks
+def settings_problems(
+    statement: TrainingStatement,
+    opening: SeedOpening,
+    header,
+    params: list[str],  # type: ignore[no-untyped-def]
+) -> list[str]:
+    """Every difference between the proof's settings and the statement's."""
+    problems = []
+    spec = statement.spec
+    if header.spec.architecture != spec.architecture or canonical_json(header.spec.arguments) != canonical_json(
+        spec.arguments
+    ):
+        problems.append(
+            f"architecture {header.spec.architecture} {header.spec.arguments} is not the statement's "
+            f"{spec.architecture} {spec.arguments}"
+        )
+    if header.initialisation["scheme"] != statement.initialisation.scheme:
+        problems.append(
+            f"initialisation {header.initialisation['scheme']} is not the statement's {statement.initialisation.scheme}"
+        )
+    if header.initialisation["seed"] != opening.seed or header.config.seed != opening.seed:
+        problems.append(
+            f"the proof's seeds (initialisation {header.initialisation['seed']}, batch order {header.config.seed}) "
+            f"are not the committed seed {opening.seed}"
+        )
+    declared = statement.config(opening.seed).to_json()
+    actual = header.config.to_json()
+    differ = sorted(k for k in set(declared) | set(actual) if declared.get(k) != actual.get(k))
+    if differ:
+        problems.append(
+            "training settings differ from the statement's: "
+            + ", ".join(f"{k} {actual.get(k)!r} (statement: {declared.get(k)!r})" for k in differ[:5])
+        )
+    if header.checkpoint_every != statement.checkpoint_every:
+        problems.append(f"k = {header.checkpoint_every}, the statement's is {statement.checkpoint_every}")
+    d = statement.dataset
+    if (header.dataset.size, list(header.dataset.input_shape), header.dataset.num_classes) != (
+        d.size,
+        d.input_shape,
+        d.num_classes,
+    ):
+        problems.append(
+            f"dataset of {header.dataset.size} samples {list(header.dataset.input_shape)} in "
+            f"{header.dataset.num_classes} classes, the statement's has {d.size} {d.input_shape} in {d.num_classes}"
+        )
+    expected = [p for p in params if statement.trained_parameters is None or p in statement.trained_parameters]
+    unknown = sorted(set(statement.trained_parameters or ()) - set(params))
+    if unknown:
+        problems.append(f"the statement trains parameters the model lacks: {unknown[:3]}")
+    if list(header.trained_parameters) != expected:
+        problems.append(trained_set_problem(header.trained_parameters, expected, "statement"))
+    return problems
 
 
-def carried_statement(ctx: VerificationContext) -> tuple[TrainingStatement | None, SeedOpening | None]:
-    """The statement and seed opening the proof carries (proof.json field `statement`), if any."""
-    carried = getattr(ctx.proof.header, "statement", None)
-    if carried is None:
-        return None, None
-    return carried.statement, carried.opening
+def check_commitment(ctx: VerificationContext) -> CheckResult:
+    """The commitment (recomputed from a full proof; an opened proof's was checked when it was read) matches the
+    published one if given, and the challenge is drawn from it."""
+    hardening = hardening_of(ctx)
+    source = ctx.source
+    problems = []
+    if isinstance(source, FullSource):
+        commitment, _ = make_commitment(source.proof, source.digests)
+    else:
+        commitment = source.commitment  # type: ignore[attr-defined]
+    ctx.commitment = commitment
+    expected: ProofCommitment | None = hardening.commitment
+    if expected is not None and expected.to_json() != commitment.to_json():
+        differ = [k for k in commitment.to_json() if commitment.to_json()[k] != expected.to_json()[k]]
+        problems.append(
+            f"the proof does not match the published commitment {expected.id[:16]}...: {', '.join(differ)} differ"
+        )
+    statement = hardening.statement
+    if statement is not None and commitment.statement_id != statement.id:
+        problems.append(
+            f"the commitment names statement {commitment.statement_id}, not the trusted {statement.id[:16]}..."
+        )
+    beacon = hardening.beacon
+    if hardening.receipts is not None:
+        from .registration import bind
 
-
-@dataclass(frozen=True)
-class InitialisationSeed:
-    """W0 is the initialisation built from the declared (and committed) seed; batches follow the same seed."""
-
-    statement: TrainingStatement | None = None
-    __name__ = "check_initialisation_seed"
-
-    def __call__(self, ctx: VerificationContext) -> CheckResult:
-        header = ctx.proof.header
-        seed = header.initialisation.get("seed")
-        problems = []
-        if seed is None:
-            return CheckResult(
-                "initialisation_seed",
-                "failed",
-                ("the proof declares no initialisation seed, so W_0 cannot be recomputed",),
-            )
-        if seed != header.config.seed:
+        binding = bind(hardening.receipts, commitment, statement_in_force(ctx)[0])
+        problems.extend(binding.problems)
+        ctx.notes.extend(binding.notes)
+        beacon = binding.beacon if binding.beacon is not None else beacon
+    ctx.challenge = derive_challenge(
+        bytes.fromhex(commitment.root),
+        commitment.intervals,
+        soundness_bits=hardening.soundness_bits,
+        min_fabricated=hardening.min_fabricated,
+        beacon=beacon,
+    )
+    ctx.notes.append("challenge: " + ctx.challenge.describe())
+    if source.opened:
+        missing = [i for i in ctx.challenge.intervals if not source.has_record(source.checkpoint_steps[i])]
+        if missing:
             problems.append(
-                f"the initialisation seed {seed} is not the batch-order seed {header.config.seed}: "
-                "both must follow from the one committed seed"
+                f"intervals {missing[:5]} of the challenge are not opened (opened for another challenge or "
+                "soundness level?)"
             )
-        if self.statement is not None:
-            carried, opening = carried_statement(ctx)
-            if carried is None or opening is None:
-                problems.append("the proof carries no training statement and seed opening")
-            else:
-                if carried.id != self.statement.id:
-                    problems.append(
-                        f"the proof carries statement {carried.id[:16]}..., not the trusted {self.statement.id[:16]}..."
-                    )
-                if opening.seed != seed:
-                    problems.append(f"the opened seed {opening.seed} is not the declared seed {seed}")
-                if not self.statement.opens(opening):
-                    problems.append("the seed opening does not open the trusted statement's seed commitment")
-        try:
-            expected = build_model(header.spec, seed=seed, trust_code=ctx.trust_code).state_dict()
-        except ModeldeedError as exc:
-            return CheckResult("initialisation_seed", "failed", (f"cannot build the declared model: {exc}",))
-        stored = ctx.store.checkpoint(0)
-        differ = [
-            name
-            for name, value in expected.items()
-            if not torch.equal(stored.get(MODEL_PREFIX + name, torch.empty(0)), value)
-        ]
-        if differ:
+    log.info("commitment %s, challenge %s", commitment.id, list(ctx.challenge.intervals))
+    return result("commitment", problems)
+
+
+def check_dataset_membership(ctx: VerificationContext) -> CheckResult:
+    """The dataset is the committed one; every stored sample a step uses is one of the committed triggers."""
+    statement, _ = statement_in_force(ctx)
+    problems = []
+    if statement is not None:
+        root = tree_of(ctx.data).root.hex()
+        if root != statement.dataset.merkle_root:
             problems.append(
-                f"W_0 is not the initialisation of seed {seed}: tensors {differ[:3]}"
-                f"{' ...' if len(differ) > 3 else ''} differ"
+                f"the verifier's dataset ({ctx.data.name}) has Merkle root {root[:16]}..., the statement commits to "
+                f"{statement.dataset.merkle_root[:16]}...: not the committed samples"
             )
-        return CheckResult("initialisation_seed", "failed" if problems else "passed", tuple(problems))
-
-
-def replay_interval(ctx: VerificationContext, info: IntervalInfo) -> IntervalResult | str:
-    """Replay one interval the way `check_replay` does; a string says why it could not be replayed."""
-    policy = ctx.policy
-    try:
-        replayed = replay(
-            ctx.proof, ctx.store, ctx.data, info.index, trust_code=ctx.trust_code, device=ctx.device, model=ctx.model
+    triggers = statement.triggers if statement is not None else None
+    allowed = triggers.count if triggers is not None else 0
+    outside = [step for step, record in ctx.source.records() if record.stored and max(record.stored) >= allowed]
+    if outside:
+        what = f"the {allowed} committed trigger samples" if triggers is not None else "committed samples (none are)"
+        problems.append(
+            f"{len(outside)} steps (first: step {outside[0]}) train on samples stored in the proof that are not "
+            f"among {what}"
         )
-    except ReplayMismatch as exc:
-        return str(exc)
-    target = ctx.store.checkpoint(info.index + 1)
-    vector = trained_vector(target, ctx.proof)
-    error = distances(
-        trained_vector({MODEL_PREFIX + k: v for k, v in replayed.items()}, ctx.proof), vector, policy.metrics
-    )
-    d_ref = (
-        dict(policy.d_ref)
-        if policy.d_ref is not None
-        else estimate_reference_distance(vector, target, ctx.proof, policy.metrics)
-    )
-    threshold = {m: policy.delta[m] * d_ref[m] for m in policy.metrics}
-    accepted = all(error[m] <= threshold[m] for m in policy.metrics)
-    return IntervalResult(
-        info.index, info.start_step, info.end_step, info.epoch, info.update, error, d_ref, threshold, accepted
-    )
+    samples = ctx.source.samples()
+    if triggers is not None and samples is not None:
+        problems.extend(trigger_problems(ctx, triggers, samples))
+    return result("dataset_membership", listed(problems, "problems"))
 
 
-@dataclass(frozen=True)
-class RandomIntervals:
-    """Replay `per_epoch` intervals per epoch drawn by Fiat-Shamir from the proof id; each must land within delta."""
-
-    per_epoch: int = 2
-    __name__ = "check_random_intervals"
-
-    def __call__(self, ctx: VerificationContext) -> CheckResult:
-        chosen = fiat_shamir_intervals(ctx.intervals, self.per_epoch, ctx.proof_id)
-        done = {r.index: r for r in ctx.interval_results}
-        by_index = {i.index: i for i in ctx.intervals}
-        problems = []
-        for index in chosen:
-            info = by_index[index]
-            span = f"interval {index} (steps {info.start_step}-{info.end_step}, epoch {info.epoch})"
-            outcome = done.get(index)
-            if outcome is None:
-                outcome = replay_interval(ctx, info)
-                if isinstance(outcome, str):
-                    problems.append(f"{span}: {outcome}")
-                    continue
-                ctx.interval_results.append(outcome)
-            problems.extend(
-                f"{span}, drawn by Fiat-Shamir: {m} distance {outcome.error[m]:.4g} exceeds delta "
-                f"{outcome.threshold[m]:.4g}"
-                for m in outcome.error
-                if not outcome.error[m] <= outcome.threshold[m]
-            )
-        log.info("Fiat-Shamir intervals %s", chosen)
-        return CheckResult("random_intervals", "failed" if problems else "passed", tuple(listed(problems, "problems")))
-
-
-@dataclass(frozen=True)
-class RelativeError:
-    """Every replayed interval reproduces its own update: d(replay, W_{t+k}) / d(W_t, W_{t+k}) <= the bound."""
-
-    max_relative_error: float = 0.1
-    metrics: tuple[str, ...] = ("l1", "l2", "linf")
-    __name__ = "check_relative_error"
-
-    def __call__(self, ctx: VerificationContext) -> CheckResult:
-        if not ctx.interval_results:
-            return CheckResult("relative_error", "failed", ("no interval was replayed (is replay switched off?)",))
-        problems = []
-        for r in ctx.interval_results:
-            for m in self.metrics:
-                if m not in r.error:
-                    continue
-                ratio = relative(r.error[m], r.update[m])
-                if not ratio <= self.max_relative_error:
-                    problems.append(
-                        f"interval {r.index} (steps {r.start_step}-{r.end_step}): the replay misses the "
-                        f"recorded update by {ratio:.3g} of its size in {m} (allowed "
-                        f"{self.max_relative_error:g}): the steps do not produce this update"
-                    )
-                    break
-        return CheckResult("relative_error", "failed" if problems else "passed", tuple(listed(problems, "intervals")))
-
-
-def relative(error: float, update: float) -> float:
-    if update > 0:
-        return error / update
-    return 0.0 if error == 0 else math.inf
-
-
-@dataclass(frozen=True)
-class UpdateProfile:
-    """Flags a trajectory with more than `allowed` pairs of consecutive updates that are parallel and equal.
-
-    Two k-step updates of training are never parallel to within `cosine_tolerance` and of equal length to
-    within `size_tolerance`; consecutive pieces of one straight line between two checkpoints always are.
-    """
-
-    cosine_tolerance: float = 1e-4
-    size_tolerance: float = 1e-3
-    allowed: int = 1
-    __name__ = "check_update_profile"
-
-    def __call__(self, ctx: VerificationContext) -> CheckResult:
-        straight = profile(ctx, self.cosine_tolerance, self.size_tolerance)
-        if len(straight) <= self.allowed:
-            return CheckResult("update_profile", "passed")
-        spans = ", ".join(f"{a}-{a + 1}" for a in straight[:5]) + (" ..." if len(straight) > 5 else "")
-        return CheckResult(
-            "update_profile",
-            "failed",
-            (
-                f"{len(straight)} pairs of consecutive intervals have parallel updates of equal size "
-                f"(intervals {spans}; allowed {self.allowed}): checkpoints interpolated on a line, not trained",
-            ),
-        )
-
-
-def profile(ctx: VerificationContext, cosine_tolerance: float, size_tolerance: float) -> list[int]:
-    """Indices i where the updates of intervals i and i+1 are parallel and of equal l2 size."""
-    straight = []
-    previous_vector: torch.Tensor | None = None
-    previous_update: torch.Tensor | None = None
-    for index in range(len(ctx.proof.checkpoints)):
-        vector = trained_vector(ctx.store.checkpoint(index), ctx.proof)
-        if previous_vector is not None:
-            update = vector - previous_vector
-            if previous_update is not None:
-                a, b = float(previous_update.norm()), float(update.norm())
-                if a > 0 and b > 0:
-                    cosine = float(previous_update @ update) / (a * b)
-                    if cosine >= 1 - cosine_tolerance and abs(a - b) <= size_tolerance * max(a, b):
-                        straight.append(index - 2)
-            previous_update = update
-        previous_vector = vector
-    return straight
+def trigger_problems(ctx: VerificationContext, triggers, samples) -> list[str]:  # type: ignore[no-untyped-def]
+    """Stored samples 0 .. M-1 are the committed triggers (a full proof stores them all; an opened one proves
+    each one it holds with a Merkle path)."""
+    if isinstance(ctx.source, FullSource):
+        if len(samples.y) < triggers.count:
+            return [f"the proof stores {len(samples.y)} samples, fewer than the {triggers.count} committed triggers"]
+        root = MerkleTree.from_samples(samples.x[: triggers.count], samples.y[: triggers.count]).root.hex()
+        if root != triggers.merkle_root:
+            return ["the proof's first stored samples are not the committed trigger samples (Merkle roots differ)"]
+        return []
+    return ctx.source.trigger_problems(triggers)  # type: ignore[attr-defined]
 
 
 _TREES: dict[str, MerkleTree] = {}
 
 
-def tree_of(data: Dataset) -> MerkleTree:
+def tree_of(data) -> MerkleTree:  # type: ignore[no-untyped-def]
     """The Merkle tree over a dataset's exact samples (kept for the process: datasets do not change)."""
     tree = _TREES.get(data.fingerprint)
     if tree is None:
@@ -323,137 +270,83 @@ def tree_of(data: Dataset) -> MerkleTree:
     return tree
 
 
-@dataclass(frozen=True)
-class DatasetMembership:
-    """Every sample of every replayed step, and every sample stored in the proof, is one of the trusted samples,
-    by a Merkle membership proof.
-
-    Trusted root: the owner's `statement` (committed before training), or, without one, the root of the
-    verifier's own copy of the public dataset. The membership proofs are built from `committed` (the
-    samples the prover supplies; default the verifier's dataset) and checked against the trusted root; a
-    sample with no proof (not among the supplied samples) or a proof that does not reach the root fails.
-    Stored samples are checked wherever they are used, so crafted samples cannot hide in intervals that
-    happen not to be replayed.
-    """
-
-    statement: TrainingStatement | None = None
-    committed: Dataset | None = None
-    __name__ = "check_dataset_membership"
-
-    def __call__(self, ctx: VerificationContext) -> CheckResult:
-        pool = self.committed if self.committed is not None else ctx.data
-        tree = tree_of(pool)
-        root = bytes.fromhex(self.statement.merkle_root) if self.statement is not None else tree.root
-
-        def member(x: torch.Tensor, y: int) -> bool:
-            leaf = leaf_hash(x.numpy(), y)
-            index = tree.find(leaf)
-            return index is not None and verify_membership(root, leaf, tree.prove(index))
-
-        samples = ctx.store.samples()
-        foreign = (
-            set()
-            if samples is None
-            else {n for n in range(len(samples.y)) if not member(samples.x[n], int(samples.y[n]))}
+def check_initialisation_seed(ctx: VerificationContext) -> CheckResult:
+    """W_0 is the whole state the seed makes: weights and buffers, no momentum, the seeded RNG, step 0."""
+    header = ctx.source.header
+    seed = header.initialisation.get("seed")
+    if seed is None:
+        return result("initialisation_seed", ["the proof declares no initialisation seed, so W_0 cannot be recomputed"])
+    problems = []
+    if seed != header.config.seed:
+        problems.append(
+            f"the initialisation seed {seed} is not the batch-order seed {header.config.seed}: both must follow "
+            "from the one committed seed"
         )
-        steps = replayed_steps(ctx)
-        problems = []
-        for step in steps:
-            record = ctx.proof.steps[step]
-            outside = sum(1 for i in record.indices if not member(ctx.data.x[int(i)], int(ctx.data.y[int(i)])))
-            stored = sum(1 for n in record.stored if n in foreign)
-            if outside or stored:
-                problems.append(
-                    f"step {step}: {outside + stored} of {len(record.indices) + len(record.stored)} samples are not "
-                    f"among the trusted samples ({stored} of them stored in the proof)"
-                )
-        replayed = set(steps)
-        elsewhere = [s for s, r in enumerate(ctx.proof.steps) if s not in replayed and foreign.intersection(r.stored)]
-        if elsewhere:
+    expected = initial_of(ctx)
+    if ctx.source.has_checkpoint(0):
+        stored = ctx.source.checkpoint(0)
+        differ = differing(stored, expected)
+        momentum = [n for n in differ if n.startswith("optimizer/")]
+        if momentum:
+            problems.append(f"W_0 holds optimizer state ({momentum[0]} ...); a fresh optimizer has none")
+        rest = [n for n in differ if not n.startswith("optimizer/")]
+        if rest:
             problems.append(
-                f"{len(elsewhere)} steps outside the replayed intervals (first: step {elsewhere[0]}) use samples "
-                "stored in the proof that are not among the trusted samples"
+                f"W_0 is not the state seed {seed} makes: {', '.join(rest[:3])}{' ...' if len(rest) > 3 else ''} differ"
             )
-        log.info(
-            "dataset membership: %d replayed steps and %d stored samples checked",
-            len(steps),
-            0 if samples is None else len(samples.y),
+    elif ctx.source.digests_of(0) != state_digests(expected):
+        problems.append(f"the committed W_0 is not the state seed {seed} makes (digests differ)")
+    return result("initialisation_seed", problems)
+
+
+def check_frozen_tensors(ctx: VerificationContext) -> CheckResult:
+    """Parameters that are not trained are W_0's, bit for bit, at every checkpoint the verifier holds."""
+    header = ctx.source.header
+    frozen = [n for n in all_parameters(ctx) if n not in header.trained_parameters]
+    if not frozen:
+        return result("frozen_tensors", [])
+    expected = initial_of(ctx)
+    reference = tensor_digest({n: model_tensors(expected)[n] for n in frozen})
+    known = getattr(ctx.source, "frozen_digests", None) or []  # a full proof's, from the integrity pass
+    changed = []
+    for index in range(len(ctx.source.checkpoint_steps)):
+        if index < len(known):
+            if known[index] == reference:
+                continue
+        elif not ctx.source.has_checkpoint(index):
+            continue
+        tensors = model_tensors(ctx.source.checkpoint(index))
+        if tensor_digest({n: tensors[n] for n in frozen}) != reference:
+            names = [n for n in frozen if not torch.equal(tensors[n], model_tensors(expected)[n])]
+            changed.append(f"checkpoint {index}: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}")
+    if changed:
+        return result(
+            "frozen_tensors",
+            [f"parameters that are not trained differ from W_0's (they may not move): {'; '.join(changed[:3])}"],
         )
-        if self.statement is not None and tree.root != root and not problems:
-            problems.append("the supplied samples' Merkle root is not the committed one")
-        return CheckResult(
-            "dataset_membership", "failed" if problems else "passed", tuple(listed(problems, "problems"))
-        )
+    return result("frozen_tensors", [])
 
 
-def replayed_steps(ctx: VerificationContext) -> list[int]:
-    """The steps of every replayed interval; every step when nothing was replayed."""
-    if not ctx.interval_results:
-        return list(range(ctx.proof.total_steps))
-    steps: set[int] = set()
-    for r in ctx.interval_results:
-        steps.update(range(r.start_step, r.end_step))
-    return sorted(steps)
+def check_update_profile(ctx: VerificationContext) -> CheckResult:
+    """Flags more than `allowed` pairs of consecutive updates that are parallel and of equal size (a heuristic:
+    pieces of one straight line between two checkpoints always are; two k-step updates of training never)."""
+    if ctx.source.opened:
+        return CheckResult("update_profile", "skipped", ("an opened proof holds only the challenged checkpoints",))
+    allowed = hardening_of(ctx).allowed_straight_pairs
+    straight = list(getattr(ctx.source, "straight_pairs", []))
+    if len(straight) <= allowed:
+        return result("update_profile", [])
+    spans = ", ".join(f"{a}-{a + 1}" for a in straight[:5]) + (" ..." if len(straight) > 5 else "")
+    return result(
+        "update_profile",
+        [
+            f"{len(straight)} pairs of consecutive intervals have parallel updates of equal size (intervals "
+            f"{spans}; allowed {allowed}): checkpoints interpolated on a line, not trained"
+        ],
+    )
 
 
-# ------------------------------------------------------------------------------------------------ policy
-
-
-@dataclass(frozen=True)
-class Hardening:
-    """The hardened checks and their settings; `policy(base)` adds them to a reference policy.
-
-    Arguments:
-        statement: the owner's training statement the verifier trusts (Merkle root and seed commitment);
-            None: the public dataset itself is trusted and the seed is the proof's declared one.
-        committed: the samples the prover supplies for membership proofs (default: the verifier's dataset).
-        random_per_epoch: Fiat-Shamir intervals per epoch. Default: 2.
-        max_relative_error: bound on d(replay, W_{t+k}) / d(W_t, W_{t+k}). Default: 0.1.
-        allowed_straight_pairs: parallel equal consecutive updates tolerated. Default: 1.
-        the six switches: each hardened check on or off (batch_order is the PoL module's own check).
-    """
-
-    statement: TrainingStatement | None = None
-    committed: Dataset | None = None
-    random_per_epoch: int = 2
-    max_relative_error: float = 0.1
-    allowed_straight_pairs: int = 1
-    initialisation_seed: bool = True
-    batch_order: bool = True
-    random_intervals: bool = True
-    dataset_membership: bool = True
-    relative_error: bool = True
-    update_profile: bool = True
-
-    def __post_init__(self) -> None:
-        if self.random_per_epoch < 1:
-            raise ModeldeedError(f"random intervals per epoch must be >= 1, got {self.random_per_epoch}")
-        if not self.max_relative_error > 0:
-            raise ModeldeedError(f"the relative error bound must be > 0, got {self.max_relative_error}")
-
-    def checks(self) -> tuple[Any, ...]:
-        chosen: list[Any] = []
-        if self.initialisation_seed:
-            chosen.append(InitialisationSeed(self.statement))
-        if self.random_intervals:
-            chosen.append(RandomIntervals(self.random_per_epoch))
-        if self.dataset_membership:
-            chosen.append(DatasetMembership(self.statement, self.committed))
-        if self.relative_error:
-            chosen.append(RelativeError(self.max_relative_error))
-        if self.update_profile:
-            chosen.append(UpdateProfile(allowed=self.allowed_straight_pairs))
-        return tuple(chosen)
-
-    def policy(self, base: VerificationPolicy | None = None) -> VerificationPolicy:
-        base = base or VerificationPolicy()
-        return dataclasses.replace(
-            base,
-            check_batch_order=base.check_batch_order or self.batch_order,
-            extra_checks=tuple(base.extra_checks) + self.checks(),
-        )
-
-
-def hardened_policy(base: VerificationPolicy | None = None, **settings: Any) -> VerificationPolicy:
-    """The reference policy `base` (default `VerificationPolicy()`) with every hardened check switched on."""
-    return Hardening(**settings).policy(base)
+def relative(error: float, update: float) -> float:
+    if update > 0:
+        return error / update
+    return 0.0 if error == 0 else math.inf

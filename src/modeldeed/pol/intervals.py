@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .distances import distances, flatten
-from .proof import Proof
-from .store import MODEL_PREFIX, ProofStore
+from .state import MODEL_PREFIX
 
 
 @dataclass(frozen=True)
@@ -40,35 +39,60 @@ class IntervalInfo:
 IntervalSelector = Callable[[Sequence[IntervalInfo], int, Sequence[str], str], list[int]]
 
 
-def trained_vector(tensors: Mapping[str, torch.Tensor], proof: Proof) -> torch.Tensor:
-    return flatten(
-        {k.removeprefix(MODEL_PREFIX): v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)},
-        proof.header.trained_parameters,
-    )
+def trained_vector(tensors: Mapping[str, torch.Tensor], names: Sequence[str]) -> torch.Tensor:
+    """The named parameters of a checkpoint (model/ tensors), concatenated as one float64 vector."""
+    return flatten({k.removeprefix(MODEL_PREFIX): v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}, names)
 
 
 def update_sizes(
-    proof: Proof,
-    store: ProofStore,
+    checkpoint: Callable[[int], Mapping[str, torch.Tensor]],
+    steps: Sequence[int],
+    names: Sequence[str],
+    steps_per_epoch: int,
     metrics: Sequence[str],
     on_checkpoint: Callable[[int, Mapping[str, torch.Tensor]], None] | None = None,
 ) -> list[IntervalInfo]:
-    """Decode every checkpoint in order (each file hash-checked) and measure every interval's update."""
-    per_epoch = proof.header.config.steps_per_epoch(proof.header.dataset.size)
+    """Decode every checkpoint in order (`checkpoint(i)`, at step `steps[i]`) and measure every interval's update."""
     out = []
     previous: torch.Tensor | None = None
-    for index, entry in enumerate(proof.checkpoints):
-        tensors = store.checkpoint(index)
+    for index, step in enumerate(steps):
+        tensors = checkpoint(index)
         if on_checkpoint is not None:
             on_checkpoint(index, tensors)
-        current = trained_vector(tensors, proof)
+        current = trained_vector(tensors, names)
         if previous is not None:
-            start = proof.checkpoints[index - 1].step
+            start = steps[index - 1]
             out.append(
-                IntervalInfo(index - 1, start, entry.step, start // per_epoch, distances(previous, current, metrics))
+                IntervalInfo(index - 1, start, step, start // steps_per_epoch, distances(previous, current, metrics))
             )
         previous = current
     return out
+
+
+class StraightLines:
+    """Collects the indices i where the updates of intervals i and i+1 are parallel (cosine >= 1 - cosine_tolerance)
+    and of equal l2 size (within size_tolerance): pieces of one straight line, which training never produces.
+    Fed every checkpoint's trained vector in order (`add`), during the one pass that decodes them all."""
+
+    def __init__(self, cosine_tolerance: float = 1e-4, size_tolerance: float = 1e-3) -> None:
+        self.cosine_tolerance, self.size_tolerance = cosine_tolerance, size_tolerance
+        self.pairs: list[int] = []
+        self._vector: torch.Tensor | None = None
+        self._update: torch.Tensor | None = None
+        self._count = 0
+
+    def add(self, vector: torch.Tensor) -> None:
+        if self._vector is not None:
+            update = vector - self._vector
+            if self._update is not None:
+                a, b = float(self._update.norm()), float(update.norm())
+                if a > 0 and b > 0:
+                    cosine = float(self._update @ update) / (a * b)
+                    if cosine >= 1 - self.cosine_tolerance and abs(a - b) <= self.size_tolerance * max(a, b):
+                        self.pairs.append(self._count - 2)
+            self._update = update
+        self._vector = vector
+        self._count += 1
 
 
 def top_q_per_epoch(intervals: Sequence[IntervalInfo], q: int, metrics: Sequence[str], proof_id: str) -> list[int]:
@@ -84,12 +108,36 @@ def top_q_per_epoch(intervals: Sequence[IntervalInfo], q: int, metrics: Sequence
     return sorted(chosen)
 
 
+def outliers(intervals: Sequence[IntervalInfo], q: int, metric: str = "l2") -> list[int]:
+    """The q intervals whose update is largest relative to the median update of their epoch (ties: earlier first).
+
+    A lone jump (a stolen model reached in one interval) stands out against its own epoch however late it comes,
+    where honest updates have shrunk; q intervals cost the same whatever the proof's length.
+    """
+    import statistics
+
+    medians: dict[int, float] = {}
+    for epoch in {i.epoch for i in intervals}:
+        medians[epoch] = statistics.median(i.update[metric] for i in intervals if i.epoch == epoch)
+
+    def ratio(info: IntervalInfo) -> float:
+        median = medians[info.epoch]
+        return info.update[metric] / median if median > 0 else (0.0 if info.update[metric] == 0 else float("inf"))
+
+    ranked = sorted(intervals, key=lambda i: (-ratio(i), i.index))
+    return sorted(i.index for i in ranked[: max(q, 0)])
+
+
 def all_intervals(intervals: Sequence[IntervalInfo], q: int, metrics: Sequence[str], proof_id: str) -> list[int]:
     return [i.index for i in intervals]
 
 
 def estimate_reference_distance(
-    vector: torch.Tensor, tensors: Mapping[str, torch.Tensor], proof: Proof, metrics: Sequence[str], seed: int = 0
+    vector: torch.Tensor,
+    tensors: Mapping[str, torch.Tensor],
+    names: Sequence[str],
+    metrics: Sequence[str],
+    seed: int = 0,
 ) -> dict[str, float]:
     """d_ref without a second training run: the distance from W to W with each tensor's entries shuffled.
 
@@ -99,7 +147,7 @@ def estimate_reference_distance(
     """
     generator = torch.Generator().manual_seed(seed)
     parts = []
-    for name in proof.header.trained_parameters:
+    for name in names:
         t = tensors[MODEL_PREFIX + name].detach().to("cpu", torch.float64).reshape(-1)
         parts.append(t[torch.randperm(t.numel(), generator=generator)])
     shuffled = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)

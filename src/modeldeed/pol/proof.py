@@ -1,36 +1,39 @@
-"""The proof format: `proof.json` (validated field by field) and the files it references by SHA-256.
+"""The proof format: `proof.json` (a declared pydantic model) and the files it references by SHA-256.
 
 A proof is a directory. `proof.json` holds everything but the tensors: hyper-parameters, architecture,
-dataset fingerprint, the declared initialisation, the environment, and per step the batch's dataset
+dataset fingerprint, the declared initialisation, the environment record, and per step the batch's dataset
 indices, stored extra samples, SHA-256, learning rate and augmentation seed; then the checkpoints and
 sample files with their sizes and SHA-256. It is written as canonical JSON, so `sha256sum proof.json`
-prints the proof id. The loader treats the file as hostile: every field is type- and range-checked,
-every path must have the exact form the writer uses (no `..`, no absolute paths), every count is bounded.
+prints the proof id. The loader treats the file as hostile: it is read through the bounded reader, every
+field is typed and range-checked, every path must have the exact form the writer uses (no `..`, no absolute
+paths), every count is bounded. Format: docs/formats.md ("Proof of learning", version 2).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from .. import __version__
-from ..errors import FormatError, ModeldeedError, file_error
+from ..errors import FormatError, file_error
 from ..files import canonical_json, read_json_object, sha256_bytes, write_bytes_atomic
 from ..models import ModelSpec
+from ..schema import U64, Document, Hex64, Name, Positive, validate_document
 from ..training import TrainConfig
-from ..validation import Fields
-from .commitment import CarriedStatement
+from .environment import Environment
+from .settings import config_from_json
+from .statement import CarriedStatement
 
 PROOF_FORMAT = "modeldeed.pol.proof"
+PROOF_VERSION = 2
 PROOF_FILE = "proof.json"
-CHECKPOINT_PATTERN = r"checkpoints/step-[0-9]{8,12}\.safetensors"
-SAMPLES_PATTERN = r"samples/samples-[0-9]{6}\.safetensors"
-INITIALISATION_SCHEMES = ("pytorch-default", "kaiming-normal", "unspecified")
+CHECKPOINT_PATTERN = r"^checkpoints/step-[0-9]{8,12}\.safetensors$"
+SAMPLES_PATTERN = r"^samples/samples-[0-9]{6}\.safetensors$"
 
 MAX_PROOF_BYTES = 1 << 30
 MAX_STEPS = 50_000_000
@@ -38,6 +41,11 @@ MAX_BATCH = 1 << 16
 MAX_CHECKPOINTS = 1_000_000
 MAX_DELTA_CHAIN = 64
 MAX_SAMPLES = 50_000_000
+MAX_FILE_BYTES = 1 << 40
+
+Step = Annotated[int, Field(ge=0, le=MAX_STEPS)]
+Row = Annotated[list[Annotated[int, Field(ge=0, lt=MAX_SAMPLES)]], Field(max_length=MAX_BATCH)]
+PositiveFloat = Annotated[float, Field(gt=0)]
 
 
 def checkpoint_file(step: int) -> str:
@@ -46,6 +54,96 @@ def checkpoint_file(step: int) -> str:
 
 def samples_file(number: int) -> str:
     return f"samples/samples-{number:06d}.safetensors"
+
+
+def checkpoint_steps(total: int, k: int) -> list[int]:
+    """Where a proof of T steps with interval k has its checkpoints: 0, k, 2k, ... and T."""
+    steps = list(range(0, total, k))
+    return steps + [total] if not steps or steps[-1] != total else steps
+
+
+# ------------------------------------------------------------------------------------------ declared JSON
+
+
+class ModelDoc(Document):
+    architecture: Name
+    arguments: dict[str, Any]
+
+
+class DatasetDoc(Document):
+    name: Annotated[str, Field(max_length=512)]
+    fingerprint: Hex64
+    size: Positive
+    input_shape: Annotated[list[Annotated[int, Field(ge=1, le=1 << 20)]], Field(min_length=3, max_length=3)]
+    num_classes: Positive
+
+
+class InitialisationDoc(Document):
+    scheme: Literal["pytorch-default", "kaiming-normal", "unspecified"]
+    seed: U64 | None
+
+
+class CheckpointDoc(Document):
+    step: Step
+    file: Annotated[str, Field(pattern=CHECKPOINT_PATTERN)]
+    sha256: Hex64
+    size: Annotated[int, Field(ge=0, le=MAX_FILE_BYTES)]
+    base_step: Step | None
+
+
+class SampleFileDoc(Document):
+    file: Annotated[str, Field(pattern=SAMPLES_PATTERN)]
+    sha256: Hex64
+    size: Annotated[int, Field(ge=0, le=MAX_FILE_BYTES)]
+    count: Annotated[int, Field(ge=1, le=MAX_SAMPLES)]
+
+
+class StepColumns(Document):
+    """Per-step columns, entry t for global step t (0-based); all of equal length."""
+
+    indices: list[Row]
+    stored_samples: list[Row]
+    batch_sha256: list[Hex64]
+    lr: list[PositiveFloat]
+    augment_seed: list[U64 | None]
+
+    @model_validator(mode="after")
+    def _equal_lengths(self) -> StepColumns:
+        lengths = {len(self.indices), len(self.stored_samples), len(self.batch_sha256), len(self.lr)}
+        if len(lengths | {len(self.augment_seed)}) != 1:
+            raise ValueError("the per-step columns must all have one entry per step")
+        return self
+
+
+class HeaderDoc(Document):
+    """What is recorded once, before the first step (also `recording/header.json` while recording, and an opened
+    proof's `header`). Its format is proof.json's: only `ProofDoc` declares it, so that one class owns it."""
+
+    format: Annotated[str, Field(pattern=r"^modeldeed\.pol\.proof$")]
+    version: Literal[2]
+    modeldeed_version: Annotated[str, Field(max_length=64)]
+    model: ModelDoc
+    training: dict[str, Any]
+    trained_parameters: Annotated[list[Annotated[str, Field(min_length=1, max_length=512)]], Field(min_length=1)]
+    dataset: DatasetDoc
+    initialisation: InitialisationDoc
+    environment: Environment
+    checkpoint_every: Annotated[int, Field(ge=1, le=MAX_STEPS)]
+    keyframe_every: Annotated[int, Field(ge=1, le=MAX_DELTA_CHAIN)]
+    statement: CarriedStatement | None = None
+
+
+class ProofDoc(HeaderDoc):
+    """proof.json (`modeldeed.pol.proof`, version 2)."""
+
+    format: Literal["modeldeed.pol.proof"]
+    total_steps: Annotated[int, Field(ge=0, le=MAX_STEPS)]
+    steps: StepColumns
+    checkpoints: Annotated[list[CheckpointDoc], Field(max_length=MAX_CHECKPOINTS)]
+    sample_files: Annotated[list[SampleFileDoc], Field(max_length=MAX_CHECKPOINTS)]
+
+
+# ------------------------------------------------------------------------------------------ parsed proof
 
 
 @dataclass(frozen=True)
@@ -77,7 +175,7 @@ class ProofHeader:
     trained_parameters: tuple[str, ...]  # the optimizer's parameters, in its order
     dataset: DatasetInfo
     initialisation: dict[str, Any]  # {"scheme": ..., "seed": int | None}
-    environment: dict[str, Any]  # torch version, device, threads, ... (informational)
+    environment: Environment
     checkpoint_every: int
     keyframe_every: int
     modeldeed_version: str = __version__
@@ -86,20 +184,24 @@ class ProofHeader:
     def to_json(self) -> dict[str, Any]:
         doc = {
             "format": PROOF_FORMAT,
-            "version": 1,
+            "version": PROOF_VERSION,
             "modeldeed_version": self.modeldeed_version,
             "model": self.spec.to_json(),
             "training": self.config.to_json(),
             "trained_parameters": list(self.trained_parameters),
             "dataset": self.dataset.to_json(),
             "initialisation": dict(self.initialisation),
-            "environment": dict(self.environment),
+            "environment": self.environment.model_dump(mode="json"),
             "checkpoint_every": self.checkpoint_every,
             "keyframe_every": self.keyframe_every,
         }
-        if self.statement is not None:  # absent otherwise, so proofs without one keep their ids
+        if self.statement is not None:  # absent otherwise
             doc["statement"] = self.statement.to_json()
         return doc
+
+    def digest(self) -> str:
+        """SHA-256 of the header's canonical JSON: what a proof commitment binds besides its Merkle root."""
+        return sha256_bytes(canonical_json(self.to_json()))
 
 
 @dataclass(frozen=True)
@@ -143,10 +245,7 @@ class StepRecord:
     augment_seed: int | None
 
 
-STEP_COLUMNS = ("indices", "stored_samples", "batch_sha256", "lr", "augment_seed")
-
-
-def steps_to_json(steps: list[StepRecord]) -> dict[str, list[Any]]:
+def steps_to_json(steps: Sequence[StepRecord]) -> dict[str, list[Any]]:
     return {
         "indices": [s.indices.tolist() for s in steps],
         "stored_samples": [list(s.stored) for s in steps],
@@ -174,7 +273,7 @@ class Proof:
     def to_json(self) -> dict[str, Any]:
         doc = self.header.to_json()
         doc["total_steps"] = self.total_steps
-        doc["steps"] = steps_to_json(list(self.steps))
+        doc["steps"] = steps_to_json(self.steps)
         doc["checkpoints"] = [c.to_json() for c in self.checkpoints]
         doc["sample_files"] = [f.to_json() for f in self.sample_files]
         return doc
@@ -194,159 +293,120 @@ def write_proof(directory: str | Path, proof: Proof) -> str:
 
 def load_proof(directory: str | Path) -> tuple[Proof, str]:
     """Parse and validate proof.json; return the proof and its id. Files are checked by the verifier."""
-    path = Path(directory) / PROOF_FILE
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
+    directory = Path(directory)
+    path = directory / PROOF_FILE
+    if not path.exists() and (directory / "recording").is_dir():
         raise file_error(
             FormatError,
             path,
-            "file not found (is this a proof directory? an unfinished "
-            "recording has no proof.json until it is resumed and completes)",
-        ) from None
-    if size > MAX_PROOF_BYTES:
-        raise file_error(FormatError, path, f"is {size} bytes, more than the {MAX_PROOF_BYTES} a proof may have")
+            "file not found: this is an unfinished recording (it has no proof.json until it is resumed with "
+            "--resume and completes)",
+        )
     doc = read_json_object(path, within=directory, max_bytes=MAX_PROOF_BYTES)
     return parse_proof(doc, path), proof_id(doc)
 
 
 def parse_proof(doc: dict[str, Any], source: str | Path) -> Proof:
-    fields = Fields(doc, source)
-    header = parse_header(fields)
-    total = fields.int("total_steps", minimum=0, maximum=MAX_STEPS)
-    steps = parse_steps(fields.object("steps"), total, header.dataset.size)
-    checkpoints = tuple(parse_checkpoint(f) for f in fields.objects("checkpoints"))
-    if len(checkpoints) > MAX_CHECKPOINTS:
-        raise fields.fail("checkpoints", f"has {len(checkpoints)} entries, more than {MAX_CHECKPOINTS}")
-    sample_files = tuple(parse_sample_file(f) for f in fields.objects("sample_files"))
+    parsed = validate_document(ProofDoc, doc, source)
+    header = header_from_doc(parsed, source)
+    if len(parsed.steps.indices) != parsed.total_steps:
+        raise file_error(
+            FormatError,
+            source,
+            f"field 'steps' holds {len(parsed.steps.indices)} steps, total_steps says {parsed.total_steps}",
+        )
+    steps = steps_from_doc(parsed.steps, header.dataset.size, source)
+    checkpoints = tuple(CheckpointEntry(c.file, c.sha256, c.size, c.step, c.base_step) for c in parsed.checkpoints)
+    sample_files = tuple(SampleFile(f.file, f.sha256, f.size, f.count) for f in parsed.sample_files)
     if sum(f.count for f in sample_files) > MAX_SAMPLES:
-        raise fields.fail("sample_files", f"store more than {MAX_SAMPLES} samples")
+        raise file_error(FormatError, source, f"field 'sample_files' stores more than {MAX_SAMPLES} samples")
     names = [c.file for c in checkpoints] + [f.file for f in sample_files]
     if len(set(names)) != len(names):
-        raise fields.fail("checkpoints", "list the same file twice")
+        raise file_error(FormatError, source, "field 'checkpoints' lists the same file twice")
     stored = sum(f.count for f in sample_files)
     for step, record in enumerate(steps):
         if record.stored and max(record.stored) >= stored:
-            raise fields.fail(
-                "steps.stored_samples",
-                f"step {step} refers to stored sample {max(record.stored)}, but the sample files hold {stored}",
+            raise file_error(
+                FormatError,
+                source,
+                f"field 'steps.stored_samples' entry {step} refers to stored sample {max(record.stored)}, but the "
+                f"sample files hold {stored}",
             )
     return Proof(header, steps, checkpoints, sample_files)
 
 
-def parse_header(fields: Fields) -> ProofHeader:
-    fields.expect_format(PROOF_FORMAT)
-    model = fields.object("model")
-    spec = ModelSpec(model.str("architecture"), model.object("arguments").obj)
-    config = parse_train_config(fields.object("training"))
-    trained = tuple(fields.str_list("trained_parameters"))
-    if not trained or len(set(trained)) != len(trained):
-        raise fields.fail("trained_parameters", "must list each trained parameter once, and at least one")
-    data = fields.object("dataset")
-    shape = data.int_list("input_shape", length=3, minimum=1)
-    dataset = DatasetInfo(
-        data.str("name"),
-        data.hex64("fingerprint"),
-        data.int("size", minimum=1),
-        (shape[0], shape[1], shape[2]),
-        data.int("num_classes", minimum=1),
-    )
-    init = fields.object("initialisation")
-    scheme = init.str("scheme", choices=INITIALISATION_SCHEMES)
-    seed = None if init.raw("seed") is None else init.int("seed")
-    environment = fields.object("environment").obj
-    for key, value in environment.items():
-        if not isinstance(value, (str, int, float, bool)) and value is not None:
-            raise fields.object("environment").fail(key, "must be a string, number, boolean or null")
+def header_from_doc(doc: HeaderDoc, source: str | Path) -> ProofHeader:
+    config = config_from_json(doc.training, source, "training")
+    trained = tuple(doc.trained_parameters)
+    if len(set(trained)) != len(trained):
+        raise file_error(FormatError, source, "field 'trained_parameters' lists a parameter twice")
+    shape = doc.dataset.input_shape
     return ProofHeader(
-        spec=spec,
+        spec=ModelSpec(doc.model.architecture, dict(doc.model.arguments)),
         config=config,
         trained_parameters=trained,
-        dataset=dataset,
-        initialisation={"scheme": scheme, "seed": seed},
-        environment=dict(environment),
-        checkpoint_every=fields.int("checkpoint_every", minimum=1, maximum=MAX_STEPS),
-        keyframe_every=fields.int("keyframe_every", minimum=1, maximum=MAX_DELTA_CHAIN),
-        modeldeed_version=fields.str("modeldeed_version"),
-        statement=CarriedStatement.from_fields(fields.object("statement")) if fields.has("statement") else None,
+        dataset=DatasetInfo(
+            doc.dataset.name,
+            doc.dataset.fingerprint,
+            doc.dataset.size,
+            (shape[0], shape[1], shape[2]),
+            doc.dataset.num_classes,
+        ),
+        initialisation={"scheme": doc.initialisation.scheme, "seed": doc.initialisation.seed},
+        environment=doc.environment,
+        checkpoint_every=doc.checkpoint_every,
+        keyframe_every=doc.keyframe_every,
+        modeldeed_version=doc.modeldeed_version,
+        statement=doc.statement,
     )
 
 
-def parse_train_config(fields: Fields) -> TrainConfig:
-    """TrainConfig from JSON with every field's type checked first (its own checks assume the types)."""
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(TrainConfig):
-        if not fields.has(f.name):
-            raise fields.fail(f.name, "is missing")
-        default = f.default if f.default is not dataclasses.MISSING else None
-        if isinstance(default, bool):
-            values[f.name] = fields.bool(f.name)
-        elif isinstance(default, int):
-            values[f.name] = fields.int(f.name, minimum=-(2**63), maximum=2**63 - 1)
-        elif isinstance(default, float):
-            values[f.name] = fields.float(f.name)
-        elif isinstance(default, str):
-            values[f.name] = fields.str(f.name)
-        else:  # lr_milestones
-            values[f.name] = tuple(fields.int_list(f.name, minimum=0))
-    unknown = sorted(set(fields.obj) - set(values))
-    if unknown:
-        raise fields.fail(unknown[0], "is not a training setting this version knows")
-    try:
-        return TrainConfig(**values)
-    except ModeldeedError as exc:
-        raise FormatError(f"{fields.source}: field '{fields.prefix}' is invalid: {exc}") from None
+def parse_header(doc: dict[str, Any], source: str | Path) -> ProofHeader:
+    return header_from_doc(validate_document(HeaderDoc, doc, source), source)
 
 
-def parse_steps(fields: Fields, total: int, dataset_size: int) -> tuple[StepRecord, ...]:
-    columns = {name: fields.list(name, length=total) for name in STEP_COLUMNS}
-    unknown = sorted(set(fields.obj) - set(STEP_COLUMNS))
-    if unknown:
-        raise fields.fail(unknown[0], "is not a per-step column this version knows")
+def steps_from_doc(columns: StepColumns, dataset_size: int, source: str | Path) -> tuple[StepRecord, ...]:
     records = []
-    for step in range(total):
-        indices = int_row(fields, "indices", step, columns["indices"][step], dataset_size)
-        stored = int_row(fields, "stored_samples", step, columns["stored_samples"][step], MAX_SAMPLES)
-        if len(indices) + len(stored) == 0:
-            raise fields.fail("indices", f"step {step} has an empty batch (no indices, no stored samples)")
-        if len(indices) + len(stored) > MAX_BATCH:
-            raise fields.fail(
-                "indices", f"step {step} has a batch of {len(indices) + len(stored)} samples, more than {MAX_BATCH}"
+    for step in range(len(columns.indices)):
+        indices, stored = columns.indices[step], columns.stored_samples[step]
+        if indices and max(indices) >= dataset_size:
+            raise file_error(
+                FormatError,
+                source,
+                f"field 'steps.indices' entry {step} holds index {max(indices)}, outside the "
+                f"dataset's {dataset_size} samples",
             )
-        digest = columns["batch_sha256"][step]
-        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
-            raise fields.fail("batch_sha256", f"entry {step} must be 64 lowercase hex digits")
-        lr = columns["lr"][step]
-        if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0 or lr == float("inf"):
-            raise fields.fail("lr", f"entry {step} must be a positive number, found {lr!r}")
-        seed = columns["augment_seed"][step]
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64):
-            raise fields.fail("augment_seed", f"entry {step} must be null or an integer in [0, 2^64)")
-        records.append(StepRecord(np.asarray(indices, dtype=np.int64), tuple(stored), digest, float(lr), seed))
+        if len(indices) + len(stored) == 0:
+            raise file_error(FormatError, source, f"field 'steps.indices' entry {step} is an empty batch")
+        if len(indices) + len(stored) > MAX_BATCH:
+            raise file_error(
+                FormatError, source, f"field 'steps.indices' entry {step} has more than {MAX_BATCH} samples"
+            )
+        records.append(
+            StepRecord(
+                np.asarray(indices, dtype=np.int64),
+                tuple(stored),
+                columns.batch_sha256[step],
+                float(columns.lr[step]),
+                columns.augment_seed[step],
+            )
+        )
     return tuple(records)
 
 
-def int_row(fields: Fields, column: str, step: int, row: Any, bound: int) -> list[int]:
-    if not isinstance(row, list):
-        raise fields.fail(column, f"entry {step} must be a list of integers")
-    if len(row) > MAX_BATCH:
-        raise fields.fail(column, f"entry {step} has {len(row)} entries, more than {MAX_BATCH}")
-    for value in row:
-        if type(value) is not int or not 0 <= value < bound:
-            raise fields.fail(column, f"entry {step} must hold integers in [0, {bound}), found {value!r}")
-    return row
+def parse_steps(doc: Any, count: int, dataset_size: int, source: str | Path) -> tuple[StepRecord, ...]:
+    """Step columns of `count` steps (a recording segment, an opened interval)."""
+    columns = validate_document(StepColumns, doc, source)
+    if len(columns.indices) != count:
+        raise file_error(FormatError, source, f"holds {len(columns.indices)} steps where {count} were expected")
+    return steps_from_doc(columns, dataset_size, source)
 
 
-def parse_file_entry(fields: Fields, pattern: str) -> tuple[str, str, int]:
-    return (fields.str("file", pattern=pattern), fields.hex64("sha256"), fields.int("size", minimum=0, maximum=1 << 40))
+def parse_checkpoint_entry(doc: Any, source: str | Path) -> CheckpointEntry:
+    c = validate_document(CheckpointDoc, doc, source)
+    return CheckpointEntry(c.file, c.sha256, c.size, c.step, c.base_step)
 
 
-def parse_checkpoint(fields: Fields) -> CheckpointEntry:
-    file, digest, size = parse_file_entry(fields, CHECKPOINT_PATTERN)
-    base = None if fields.raw("base_step") is None else fields.int("base_step", minimum=0)
-    return CheckpointEntry(file, digest, size, fields.int("step", minimum=0, maximum=MAX_STEPS), base)
-
-
-def parse_sample_file(fields: Fields) -> SampleFile:
-    file, digest, size = parse_file_entry(fields, SAMPLES_PATTERN)
-    return SampleFile(file, digest, size, fields.int("count", minimum=1, maximum=MAX_SAMPLES))
+def parse_sample_file(doc: Any, source: str | Path) -> SampleFile:
+    f = validate_document(SampleFileDoc, doc, source)
+    return SampleFile(f.file, f.sha256, f.size, f.count)

@@ -8,7 +8,6 @@ recorded indices are stored inside the proof, so the verifier's replay sees the 
 from __future__ import annotations
 
 import logging
-import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,20 +19,14 @@ from torch import nn
 
 from ..data import Dataset, augment
 from ..errors import ModeldeedError
-from ..models import ModelSpec, load_state_exactly, state_tensors
+from ..models import ModelSpec, load_state_exactly
 from ..training import Batch, Hook, TrainConfig, TrainResult, TrainState, make_optimizer, train
 from .checkpoints import ZSTD_LEVEL
-from .commitment import CarriedStatement
+from .environment import Environment, current_environment, model_dtype
 from .proof import DatasetInfo, ProofHeader
-from .store import (
-    MODEL_PREFIX,
-    OPTIMIZER_PREFIX,
-    RNG_CPU,
-    RNG_CUDA,
-    SCHEDULER_LR,
-    SCHEDULER_STEP,
-    batch_digest,
-)
+from .state import MODEL_PREFIX, OPTIMIZER_PREFIX, RNG_CPU, training_state
+from .statement import CarriedStatement, TriggerSet
+from .store import batch_digest
 from .writer import ProofWriter, header_summary, step_record
 
 log = logging.getLogger(__name__)
@@ -57,6 +50,7 @@ class ProofRecorder(Hook):
         resume: bool = False,
         level: int = ZSTD_LEVEL,
         statement: CarriedStatement | None = None,
+        committed: TriggerSet | None = None,
     ) -> None:
         if checkpoint_every < 1:
             raise ModeldeedError(f"checkpoint interval k must be >= 1, got {checkpoint_every}")
@@ -68,13 +62,15 @@ class ProofRecorder(Hook):
         self.keyframe_every = keyframe_every
         self.level = level
         self.statement = statement
+        self.committed = committed
         self.writer: ProofWriter | None = ProofWriter.resume(directory, level=level) if resume else None
         self.proof_id: str | None = None
         self._names: list[str] = []
         self._warned = False
 
-    def restore(self, model: nn.Module) -> tuple[dict[str, Any], int]:
-        """Put the last committed checkpoint into `model`; return (optimizer state, start step) for `train`."""
+    def restore(self, model: nn.Module) -> tuple[dict[str, Any], int, torch.Tensor | None]:
+        """Put the last committed checkpoint into `model`; return (optimizer state, start step, RNG state)
+        for `train`."""
         if self.writer is None:
             raise ModeldeedError("restore() is only for a recorder created with resume=True")
         tensors = self.writer.last_checkpoint()
@@ -88,9 +84,8 @@ class ProofRecorder(Hook):
             if key.startswith(OPTIMIZER_PREFIX):
                 state_key, _, name = key.removeprefix(OPTIMIZER_PREFIX).partition("/")
                 optimizer.state[named[name]][state_key] = value.clone()
-        if RNG_CPU in tensors:
-            torch.set_rng_state(tensors[RNG_CPU].clone())
-        return optimizer.state_dict(), self.writer.next_step
+        rng = tensors[RNG_CPU].clone() if RNG_CPU in tensors else None
+        return optimizer.state_dict(), self.writer.next_step, rng
 
     def trained_parameters(self, model: nn.Module) -> list[nn.Parameter]:
         assert self.writer is not None
@@ -110,7 +105,7 @@ class ProofRecorder(Hook):
                 state.data.name, state.data.fingerprint, len(state.data), state.data.input_shape, state.data.num_classes
             ),
             initialisation={"scheme": self.initialisation, "seed": self.init_seed},
-            environment=environment(state.config),
+            environment=environment(state.config, state.model),
             checkpoint_every=self.checkpoint_every,
             keyframe_every=self.keyframe_every,
             statement=self.statement,
@@ -122,6 +117,8 @@ class ProofRecorder(Hook):
                     "resume it (record_training(..., resume=True), CLI --resume)"
                 )
             self.writer = ProofWriter(self.directory, header, level=self.level)
+            if self.committed is not None:
+                self.writer.add_committed_samples(self.committed.x, self.committed.y)
             self._checkpoint(state)
             return
         old, new = header_summary(self.writer.header), header_summary(header)
@@ -204,48 +201,9 @@ def checkpoint_tensors(state: TrainState, names: Sequence[str]) -> dict[str, tor
     )
 
 
-def training_state(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    names: Sequence[str],
-    step: int,
-    next_lr: float,
-    *,
-    cuda_device: str | None = None,
-) -> dict[str, torch.Tensor]:
-    """A checkpoint's tensors: weights and buffers, optimizer state (momentum), RNG and schedule position.
-
-    What a replay from this point needs; anything that writes proofs with ProofWriter builds them here.
-    """
-    tensors = {MODEL_PREFIX + k: v for k, v in state_tensors(model).items()}
-    named = dict(model.named_parameters())
-    for name in names:
-        for key, value in optimizer.state.get(named[name], {}).items():
-            if torch.is_tensor(value):
-                tensors[f"{OPTIMIZER_PREFIX}{key}/{name}"] = value.detach().clone()
-    tensors[RNG_CPU] = torch.get_rng_state()
-    if cuda_device is not None:
-        tensors[RNG_CUDA] = torch.cuda.get_rng_state(cuda_device)
-    tensors[SCHEDULER_STEP] = torch.tensor(step, dtype=torch.int64)
-    tensors[SCHEDULER_LR] = torch.tensor(next_lr, dtype=torch.float64)
-    return tensors
-
-
-def environment(config: TrainConfig) -> dict[str, Any]:
-    """Where the proof was made: replays on other hardware or thread counts are close, not bit-identical."""
-    env: dict[str, Any] = {
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "device": config.device,
-        "threads": torch.get_num_threads(),
-        "deterministic": config.deterministic,
-    }
-    if config.device.startswith("cuda") and torch.cuda.is_available():
-        env["device_name"] = torch.cuda.get_device_name(config.device)
-    return env
+def environment(config: TrainConfig, model: nn.Module) -> Environment:
+    """Where the proof is recorded: a verifier in the same environment requires a bit-identical replay."""
+    return current_environment(config.device, model_dtype(model), config.deterministic)
 
 
 @dataclass(frozen=True)
@@ -271,13 +229,16 @@ def record_training(
     progress: bool = True,
     keyframe_every: int = DEFAULT_KEYFRAME_EVERY,
     statement: CarriedStatement | None = None,
+    committed: TriggerSet | None = None,
 ) -> Recording:
     """Train with `train` while recording a proof into `directory` (the recorder runs after `hooks`).
 
     With `resume=True`, an interrupted recording continues from its last checkpoint: the model, the
     optimizer state and the RNG are restored from it, and the finished proof is the same as an
-    uninterrupted one. With `statement` (`pol.commitment.CarriedStatement`), the owner's training statement
-    and its seed opening go into proof.json, for the hardened verifier (`pol.hardened`).
+    uninterrupted one. With `statement` (`pol.statement.CarriedStatement`), the owner's training statement
+    and its seed opening go into proof.json, for the hardened verifier (`pol.hardened`); `committed` (the
+    statement's trigger set) is stored first, so that the proof's stored samples 0 .. M-1 are the committed
+    triggers in their committed order.
     """
     recorder = ProofRecorder(
         directory,
@@ -288,10 +249,11 @@ def record_training(
         keyframe_every=keyframe_every,
         resume=resume,
         statement=statement,
+        committed=committed,
     )
-    optimizer_state, start = None, 0
+    optimizer_state, start, rng_state = None, 0, None
     if resume:
-        optimizer_state, start = recorder.restore(model)
+        optimizer_state, start, rng_state = recorder.restore(model)
         parameters = recorder.trained_parameters(model)
     result = train(
         model,
@@ -301,6 +263,7 @@ def record_training(
         parameters=parameters,
         optimizer_state=optimizer_state,
         start_step=start,
+        rng_state=rng_state,
         progress=progress,
     )
     if recorder.proof_id is None:

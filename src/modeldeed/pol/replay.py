@@ -1,16 +1,17 @@
-"""Re-executing recorded steps from a stored checkpoint, through the training loop's own `sgd_step`.
+"""Re-executing recorded steps from a stored training state, through the training loop's own `sgd_step`.
 
-A replay rebuilds the architecture from the proof, loads the checkpoint's weights, buffers, optimizer
-state (momentum) and RNG state, then feeds the recorded batches with the recorded learning rates. On
-the same hardware and thread count this is bit-identical to training; elsewhere it drifts slightly,
-which is what the verifier's delta allows for.
+A replay rebuilds the architecture, loads the start checkpoint's weights, buffers, optimizer state
+(momentum), RNG state and schedule position, then feeds the recorded batches with the recorded learning
+rates, and returns the whole training state it ends in, named as a checkpoint names it: the verifier
+compares all of it with the next checkpoint. On the same hardware, PyTorch and thread count this is
+bit-identical to training; elsewhere it drifts, which is what the tolerance allows for.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -18,10 +19,11 @@ from torch import nn
 
 from ..data import Dataset
 from ..errors import FormatError, ModeldeedError, file_error
-from ..models import build_model, load_state_exactly
+from ..models import ModelSpec, build_model, load_state_exactly
 from ..training import configure_determinism, make_optimizer, sgd_step
-from .proof import Proof
-from .store import MODEL_PREFIX, OPTIMIZER_PREFIX, RNG_CPU, ProofStore, batch_digest, batch_tensors
+from .proof import ProofHeader, StepRecord
+from .state import MOMENTUM, OPTIMIZER_PREFIX, RNG_CPU, RNG_CUDA, model_tensors, training_state
+from .store import StoredSamples, batch_digest, batch_tensors
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +34,8 @@ class ReplayMismatch(Exception):
     """A replayed batch does not hash to the recorded digest (the data is not what was trained on)."""
 
 
-def build_checked_model(proof: Proof, *, trust_code: bool, source: str | Path) -> nn.Module:
+def build_checked_model(spec: ModelSpec, *, trust_code: bool, source: str | Path) -> nn.Module:
     """The proof's architecture, sized on the meta device first so hostile arguments cannot exhaust memory."""
-    spec = proof.header.spec
     try:
         with torch.device("meta"):
             probe = build_model(spec, trust_code=trust_code)
@@ -56,23 +57,22 @@ def build_checked_model(proof: Proof, *, trust_code: bool, source: str | Path) -
 
 
 def load_training_state(
-    model: nn.Module, tensors: Mapping[str, torch.Tensor], proof: Proof, source: str | Path, device: str = "cpu"
+    model: nn.Module, tensors: Mapping[str, torch.Tensor], header: ProofHeader, source: str | Path, device: str = "cpu"
 ) -> torch.optim.Optimizer:
     """Load a checkpoint into `model` (exact tensors) and return an optimizer holding its state."""
-    model_tensors = {k.removeprefix(MODEL_PREFIX): v.clone() for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}
-    load_state_exactly(model, model_tensors, source)
+    load_state_exactly(model, {k: v.clone() for k, v in model_tensors(tensors).items()}, source)
     model.to(device)
     named = dict(model.named_parameters())
-    trained = proof.header.trained_parameters
+    trained = header.trained_parameters
     for name in named:
         named[name].requires_grad_(name in trained)
-    optimizer = make_optimizer([named[n] for n in trained], proof.header.config)
+    optimizer = make_optimizer([named[n] for n in trained], header.config)
     for key, value in tensors.items():
         if not key.startswith(OPTIMIZER_PREFIX):
             continue
         state_key, _, name = key.removeprefix(OPTIMIZER_PREFIX).partition("/")
-        if name not in trained or not state_key.isidentifier():
-            raise file_error(FormatError, source, f"optimizer state {key!r} is not for a trained parameter")
+        if name not in trained or state_key != MOMENTUM:
+            raise file_error(FormatError, source, f"optimizer state {key!r} is not the momentum of a trained parameter")
         param = named[name]
         if value.shape != param.shape or value.dtype != param.dtype:
             raise file_error(
@@ -86,40 +86,42 @@ def load_training_state(
 
 
 def replay(
-    proof: Proof,
-    store: ProofStore,
+    header: ProofHeader,
+    start: Mapping[str, torch.Tensor],
+    records: Sequence[tuple[int, StepRecord]],
     data: Dataset,
-    start_index: int,
+    samples: StoredSamples | None,
     *,
-    trust_code: bool = False,
+    end_step: int,
+    model: nn.Module,
+    source: str | Path,
     device: str = "cpu",
-    model: nn.Module | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Replay from checkpoint `start_index` to the next one; return the resulting trained parameters.
+    """Replay `records` (global step, record) from the state `start`; return the state at `end_step`.
 
     Raises ReplayMismatch if a rebuilt batch does not match its recorded hash.
     """
-    start = proof.checkpoints[start_index]
-    end = proof.checkpoints[start_index + 1]
-    source = store.directory / start.file
-    tensors = store.checkpoint(start_index)
-    model = model if model is not None else build_checked_model(proof, trust_code=trust_code, source=source)
-    optimizer = load_training_state(model, tensors, proof, source, device)
-    configure_determinism(proof.header.config.deterministic)
-    samples = store.samples()
-    with torch.random.fork_rng(devices=[]):
-        if RNG_CPU in tensors:
-            try:
-                torch.set_rng_state(tensors[RNG_CPU].clone())
-            except RuntimeError as exc:
-                raise file_error(FormatError, source, f"invalid RNG state ({exc})") from None
-        for step in range(start.step, end.step):
-            record = proof.steps[step]
+    optimizer = load_training_state(model, start, header, source, device)
+    config = header.config
+    configure_determinism(config.deterministic)
+    cuda = device if device.startswith("cuda") else None
+    devices = [torch.device(device).index or 0] if cuda else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            if RNG_CPU in start:
+                torch.set_rng_state(start[RNG_CPU].clone())
+            if cuda and RNG_CUDA in start:
+                torch.cuda.set_rng_state(start[RNG_CUDA].clone(), cuda)
+        except RuntimeError as exc:
+            raise file_error(FormatError, source, f"invalid RNG state ({exc})") from None
+        for step, record in records:
             inputs, labels = batch_tensors(record, data, samples, device)
-            if batch_digest(inputs, labels) != record.batch_sha256:
+            if batch_digest(inputs.cpu(), labels.cpu()) != record.batch_sha256:
                 raise ReplayMismatch(f"step {step}: the rebuilt batch does not match its recorded SHA-256")
             loss = sgd_step(model, optimizer, inputs, labels, record.lr)
             if not math.isfinite(float(loss)):
                 log.warning("replay of step %d: loss is %s", step, float(loss))
-    named = dict(model.named_parameters())
-    return {name: named[name].detach().to("cpu") for name in proof.header.trained_parameters}
+        per_epoch = config.steps_per_epoch(header.dataset.size)
+        return training_state(
+            model, optimizer, header.trained_parameters, end_step, config.lr_at(end_step // per_epoch), cuda_device=cuda
+        )

@@ -1,7 +1,8 @@
 """Reading a proof's files the safe way: hash first, then decode; and rebuilding each step's exact batch.
 
-Every file is read once into memory, its size and SHA-256 compared with proof.json, and only those
-verified bytes are decoded, so no byte that the proof id does not cover is ever used.
+Every file is read once into memory through the bounded reader (a regular file inside the proof directory,
+no larger than proof.json says), its size and SHA-256 compared with proof.json, and only those verified
+bytes are decoded, so no byte that the proof id does not cover is ever used.
 """
 
 from __future__ import annotations
@@ -15,41 +16,47 @@ import torch
 
 from ..data import Dataset, augment, tensor_digest
 from ..errors import FormatError, file_error
-from ..files import sha256_bytes
-from .checkpoints import decode_checkpoint, parse_safetensors
+from ..files import read_regular_file, sha256_bytes
+from .checkpoints import TensorRule, decode_checkpoint, parse_safetensors
 from .proof import MAX_DELTA_CHAIN, CheckpointEntry, FileEntry, Proof, StepRecord
 
 log = logging.getLogger(__name__)
 
-MODEL_PREFIX = "model/"
-OPTIMIZER_PREFIX = "optimizer/"
-RNG_CPU = "rng/torch_cpu"
-RNG_CUDA = "rng/torch_cuda"
-SCHEDULER_STEP = "scheduler/step"
-SCHEDULER_LR = "scheduler/lr"
-
 
 @dataclass(frozen=True)
 class StoredSamples:
-    """Samples kept inside the proof (e.g. appended trigger images), numbered across sample files."""
+    """Samples kept inside the proof (e.g. appended trigger images), by their number in the proof's store."""
 
     x: torch.Tensor  # M x C x H x W float32
     y: torch.Tensor  # M int64
+    numbers: tuple[int, ...] | None = None  # None: 0 .. M-1 (a full proof); else the number of each row
+
+    def rows(self, numbers: tuple[int, ...] | list[int]) -> torch.Tensor:
+        """Row positions of the given sample numbers."""
+        if self.numbers is None:
+            return torch.tensor(list(numbers), dtype=torch.int64)
+        where = {n: i for i, n in enumerate(self.numbers)}
+        missing = [n for n in numbers if n not in where]
+        if missing:
+            raise FormatError(f"stored sample {missing[0]} is used but not included")
+        return torch.tensor([where[n] for n in numbers], dtype=torch.int64)
 
 
 def read_verified(directory: Path, entry: FileEntry) -> bytes:
-    """The file's bytes, if and only if they are exactly the ones proof.json commits to."""
+    """The file's bytes, if and only if they are exactly the ones the listing commits to."""
     path = directory / entry.file
     try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise file_error(FormatError, path, "file not found (proof.json lists it)") from None
-    if size != entry.size:
-        raise file_error(FormatError, path, f"is {size} bytes, proof.json says {entry.size} (truncated or replaced)")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise file_error(FormatError, path, f"cannot be read ({exc})") from None
+        data = read_regular_file(path, max_bytes=entry.size, within=directory)
+    except FormatError as exc:
+        if "more than the" in str(exc):
+            raise file_error(
+                FormatError, path, f"is larger than the {entry.size} bytes proof.json says (truncated or replaced)"
+            ) from None
+        raise
+    if len(data) != entry.size:
+        raise file_error(
+            FormatError, path, f"is {len(data)} bytes, proof.json says {entry.size} (truncated or replaced)"
+        )
     digest = sha256_bytes(data)
     if digest != entry.sha256:
         raise file_error(
@@ -61,13 +68,51 @@ def read_verified(directory: Path, entry: FileEntry) -> bytes:
     return data
 
 
-class ProofStore:
-    """Random access to a proof's checkpoints (delta chains resolved, a few decoded ones cached)."""
+def load_sample_file(
+    directory: Path, entry: FileEntry, count: int, shape: tuple[int, int, int], num_classes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A stored-samples file: exactly `x` (float32, count x shape, finite) and `y` (int64 labels in range)."""
+    path = directory / entry.file
+    tensors, _ = parse_safetensors(read_verified(directory, entry), path)
+    if set(tensors) != {"x", "y"}:
+        raise file_error(FormatError, path, f"must hold exactly tensors 'x' and 'y', found {sorted(tensors)}")
+    x, y = tensors["x"], tensors["y"]
+    if x.dtype != torch.float32 or tuple(x.shape) != (count, *shape):
+        raise file_error(FormatError, path, f"'x' is {x.dtype}{tuple(x.shape)}, expected float32{(count, *shape)}")
+    if y.dtype != torch.int64 or tuple(y.shape) != (count,):
+        raise file_error(FormatError, path, f"'y' is {y.dtype}{tuple(y.shape)}, expected int64({count},)")
+    if count and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise file_error(FormatError, path, f"labels must lie in [0, {num_classes})")
+    if not bool(torch.isfinite(x).all()):
+        raise file_error(FormatError, path, "'x' holds NaN or infinite values")
+    return x, y
 
-    def __init__(self, directory: str | Path, proof: Proof, cache_size: int = 3) -> None:
+
+DEFAULT_CACHE_BYTES = 256 << 20
+
+
+class ProofStore:
+    """Random access to a proof's checkpoints (delta chains resolved, decoded ones cached).
+
+    The cache keeps the most recently used checkpoints up to `cache_bytes` (and at least `cache_size` of them):
+    a verifier decodes every checkpoint once in order, then replays a few intervals anywhere in the proof,
+    and a small model's whole proof fits, so nothing is decoded twice.
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        proof: Proof,
+        cache_size: int = 3,
+        allowed: TensorRule | None = None,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ) -> None:
         self.directory = Path(directory)
         self.proof = proof
         self.cache_size = max(cache_size, 1)
+        self.cache_bytes = cache_bytes
+        self._bytes = 0
+        self.allowed = allowed
         self._cache: OrderedDict[int, dict[str, torch.Tensor]] = OrderedDict()
         self._samples: StoredSamples | None = None
         self._by_step = {c.step: i for i, c in enumerate(proof.checkpoints)}
@@ -100,6 +145,7 @@ class ProofStore:
                 entry.step,
                 tensors if entry.base_step is not None else None,
                 entry.base_step,
+                self.allowed,
             )
             self._remember(i, tensors)
         assert tensors is not None
@@ -115,10 +161,13 @@ class ProofStore:
         return index - 1
 
     def _remember(self, index: int, tensors: dict[str, torch.Tensor]) -> None:
+        if index not in self._cache:
+            self._bytes += size_of(tensors)
         self._cache[index] = tensors
         self._cache.move_to_end(index)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        while len(self._cache) > self.cache_size and self._bytes > self.cache_bytes:
+            _, dropped = self._cache.popitem(last=False)
+            self._bytes -= size_of(dropped)
 
     def samples(self) -> StoredSamples | None:
         """All stored samples (validated against the dataset's shape and classes), or None if there are none."""
@@ -127,27 +176,15 @@ class ProofStore:
         info = self.proof.header.dataset
         xs, ys = [], []
         for entry in self.proof.sample_files:
-            path = self.directory / entry.file
-            tensors, _ = parse_safetensors(read_verified(self.directory, entry), path)
-            if set(tensors) != {"x", "y"}:
-                raise file_error(FormatError, path, f"must hold exactly tensors 'x' and 'y', found {sorted(tensors)}")
-            x, y = tensors["x"], tensors["y"]
-            if x.dtype != torch.float32 or tuple(x.shape) != (entry.count, *info.input_shape):
-                raise file_error(
-                    FormatError,
-                    path,
-                    f"'x' is {x.dtype}{tuple(x.shape)}, expected float32{(entry.count, *info.input_shape)}",
-                )
-            if y.dtype != torch.int64 or tuple(y.shape) != (entry.count,):
-                raise file_error(FormatError, path, f"'y' is {y.dtype}{tuple(y.shape)}, expected int64({entry.count},)")
-            if int(y.min()) < 0 or int(y.max()) >= info.num_classes:
-                raise file_error(FormatError, path, f"labels must lie in [0, {info.num_classes})")
-            if not bool(torch.isfinite(x).all()):
-                raise file_error(FormatError, path, "'x' holds NaN or infinite values")
+            x, y = load_sample_file(self.directory, entry, entry.count, info.input_shape, info.num_classes)
             xs.append(x)
             ys.append(y)
         self._samples = StoredSamples(torch.cat(xs), torch.cat(ys))
         return self._samples
+
+
+def size_of(tensors: dict[str, torch.Tensor]) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
 def batch_tensors(
@@ -166,7 +203,7 @@ def batch_tensors(
     if record.stored:
         if samples is None:
             raise FormatError("a step refers to stored samples, but the proof has none")
-        chosen = torch.tensor(record.stored, dtype=torch.int64)
+        chosen = samples.rows(record.stored)
         inputs = torch.cat([inputs, samples.x[chosen].to(device)])
         labels = torch.cat([labels, samples.y[chosen].to(device)])
     return inputs, labels

@@ -14,7 +14,8 @@ from typing import Any
 from .distances import METRICS, check_metrics
 from .intervals import IntervalInfo, update_sizes
 from .proof import PROOF_FILE, load_proof
-from .store import MODEL_PREFIX, OPTIMIZER_PREFIX, ProofStore
+from .state import MODEL_PREFIX, OPTIMIZER_PREFIX
+from .store import ProofStore
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,15 @@ def inspect_proof(directory: str | Path, *, metrics: Sequence[str] = METRICS) ->
             t.numel() * t.element_size() for k, t in tensors.items() if k.startswith((MODEL_PREFIX, OPTIMIZER_PREFIX))
         )
 
-    updates = update_sizes(proof, store, check_metrics(metrics), count)
+    config = proof.header.config
+    updates = update_sizes(
+        store.checkpoint,
+        [c.step for c in proof.checkpoints],
+        proof.header.trained_parameters,
+        config.steps_per_epoch(proof.header.dataset.size),
+        check_metrics(metrics),
+        count,
+    )
     store.samples()
     sizes = {
         "proof_json": (directory / PROOF_FILE).stat().st_size,
@@ -80,7 +89,6 @@ def inspect_proof(directory: str | Path, *, metrics: Sequence[str] = METRICS) ->
         "samples": sum(f.size for f in proof.sample_files),
     }
     sizes["total"] = sum(sizes.values())
-    config = proof.header.config
     return ProofSummary(
         directory=str(directory),
         proof_id=pid,
@@ -94,6 +102,6 @@ def inspect_proof(directory: str | Path, *, metrics: Sequence[str] = METRICS) ->
         stored_samples=proof.stored_sample_count,
         sizes=sizes,
         reference_bytes=reference,
-        environment=dict(proof.header.environment),
+        environment=proof.header.environment.model_dump(mode="json"),
         updates=tuple(updates),
     )

@@ -2,15 +2,15 @@
 
 Paper: Jia et al., "Proof-of-Learning: Definitions and Practice" (IEEE S&P 2021), Algorithm 2.
 Threat model: the prover wrote every file of the proof; the verifier has the dataset the proof claims
-and trusts its own copy of modeldeed and PyTorch. Checks (each a switch of VerificationPolicy):
-integrity (schema, file hashes, counts; always on), schedule (recorded learning rates and seeds are the
-declared ones), data (batches rebuilt from the dataset hash to the recorded digests), initialisation
-(KS test of W_0), replay (per epoch the Q largest updates are re-executed and must land within delta),
-and optionally batch_order (the hardened check that batches follow the seeded permutation).
+and trusts its own copy of modeldeed and PyTorch. The checks (`pol.checks`, `pol.hardened`) run in this
+order, each reported on its own: integrity (always; for an opened proof: every Merkle path), settings and
+commitment (hardened), schedule, batch_order, data, dataset_membership (hardened), initialisation (KS; the
+hardened policy replaces it by the exact initialisation_seed),
+initialisation_seed and frozen_tensors (hardened), replay, update_profile (hardened), final_model (with
+`final_model`), then the policy's extra checks.
 
-Delta is normalised by d_ref, the distance between two independent training runs at the same step
-(the paper's eps_repr < delta < d_ref): delta_abs = delta * d_ref. d_ref comes from a calibration, or
-is estimated per interval from the checkpoint itself (see intervals.estimate_reference_distance).
+Whether a replay must be bit-identical is decided once: the proof's environment record against this
+process's (`pol.environment`); see `VerificationPolicy.replay_mode`.
 
 Example:
     verdict = verify_proof("runs/p/proof", load_dataset("digits").train)
@@ -28,91 +28,33 @@ from typing import Any
 from ..data import Dataset
 from ..errors import FormatError, ModeldeedError
 from .checks import (
-    Check,
-    CheckResult,
-    IntervalResult,
-    VerificationContext,
     check_batch_order,
     check_data,
+    check_final_model,
     check_initialisation,
     check_integrity,
     check_replay,
     check_schedule,
 )
-from .distances import METRICS, check_metrics
+from .context import Check, CheckResult, IntervalResult, VerificationContext, check_name
+from .environment import current_environment, differences, model_dtype
+from .hardened import (
+    check_commitment,
+    check_dataset_membership,
+    check_frozen_tensors,
+    check_initialisation_seed,
+    check_settings,
+    check_update_profile,
+)
 from .initialisation import LayerTest
-from .intervals import IntervalInfo, IntervalSelector, top_q_per_epoch
-from .proof import load_proof
+from .intervals import IntervalInfo
+from .policy import DEFAULT_DELTA, VerificationPolicy
+from .proof import PROOF_FILE, load_proof
+from .source import FullSource
 
 log = logging.getLogger(__name__)
 
-# Normalised delta (a fraction of d_ref). Replays with the recording's thread count are bit-identical; with
-# another thread count the first interval after W_0 is chaotic: measured on Fashion-MNIST (lr 0.05, k = 100,
-# 1 thread vs 2) it ends 0.20 (l1), 0.21 (l2), 0.30 (linf) and 0.046 (cos) of d_ref away for ResNet-20 and
-# 0.017 / 0.029 / 0.069 / 0.0009 for the cnn; later intervals stay below 0.05. The defaults accept all of these
-# with a margin of 1.4 to 2.2 and stay 2 to 10 times below d_ref; `calibrate` measures a tighter delta for a
-# given proof and machine (see docs/pol.md).
-DEFAULT_DELTA: dict[str, float] = {"l1": 0.3, "l2": 0.3, "linf": 0.5, "cos": 0.1}
-
-
-@dataclass(frozen=True)
-class VerificationPolicy:
-    """Which checks run and with which thresholds; hardened checks are added as further switches."""
-
-    check_schedule: bool = True
-    check_data: bool = True
-    check_initialisation: bool = True
-    check_replay: bool = True
-    check_batch_order: bool = False  # hardened: batches must be the seeded permutation, nothing stored
-    q: int = 2  # per epoch and metric, replay the q largest updates; q <= 0: every interval
-    metrics: tuple[str, ...] = METRICS
-    delta: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_DELTA))  # normalised by d_ref
-    d_ref: Mapping[str, float] | None = None  # absolute, from a calibration; None: estimated per interval
-    ks_alpha: float = 0.01
-    ks_family_wise: bool = True  # Bonferroni over the tested tensors; False: each tensor at ks_alpha
-    selector: IntervalSelector = top_q_per_epoch
-    expected_proof_id: str | None = None  # the id the prover published; None: not checked
-    extra_checks: tuple[Check, ...] = ()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "metrics", check_metrics(self.metrics))
-        missing = [m for m in self.metrics if m not in self.delta]
-        if missing:
-            raise ModeldeedError(f"no delta for metric(s) {missing}")
-        bad = [m for m in self.metrics if not self.delta[m] > 0]
-        if bad:
-            raise ModeldeedError(f"delta must be > 0 for {bad}")
-        if self.d_ref is not None and any(not self.d_ref.get(m, 0) > 0 for m in self.metrics):
-            raise ModeldeedError(f"d_ref must be > 0 for every metric in {list(self.metrics)}")
-        if not 0 < self.ks_alpha < 1:
-            raise ModeldeedError(f"KS significance level must lie in (0, 1), got {self.ks_alpha}")
-
-    def checks(self) -> list[Check]:
-        chosen: list[Check] = []
-        if self.check_schedule:
-            chosen.append(check_schedule)
-        if self.check_batch_order:
-            chosen.append(check_batch_order)
-        if self.check_data:
-            chosen.append(check_data)
-        if self.check_initialisation:
-            chosen.append(check_initialisation)
-        if self.check_replay:
-            chosen.append(check_replay)
-        return chosen + list(self.extra_checks)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "checks": [getattr(c, "__name__", repr(c)).removeprefix("check_") for c in self.checks()],
-            "q": self.q,
-            "metrics": list(self.metrics),
-            "delta": {m: self.delta[m] for m in self.metrics},
-            "d_ref": None if self.d_ref is None else {m: self.d_ref[m] for m in self.metrics},
-            "ks_alpha": self.ks_alpha,
-            "ks_family_wise": self.ks_family_wise,
-            "selector": getattr(self.selector, "__name__", repr(self.selector)),
-            "expected_proof_id": self.expected_proof_id,
-        }
+__all__ = ["DEFAULT_DELTA", "Verdict", "VerificationPolicy", "checks_of", "verify_proof"]
 
 
 @dataclass(frozen=True)
@@ -127,20 +69,62 @@ class Verdict:
     updates: tuple[IntervalInfo, ...] = ()  # update size of every interval (the profile)
     initialisation: tuple[LayerTest, ...] = ()
     policy: Mapping[str, Any] = field(default_factory=dict)
+    mode: str | None = None  # how replays were compared: exact, tolerance or reference
+    environment: tuple[str, ...] = ()  # how the verifier's environment differs from the recorded one
+    challenge: Mapping[str, Any] | None = None
+    commitment: Mapping[str, Any] | None = None
+    notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "format": "modeldeed.pol.verdict",
-            "version": 1,
+            "version": 2,
             "accepted": self.accepted,
             "reasons": list(self.reasons),
             "proof_id": self.proof_id,
             "checks": [c.to_json() for c in self.checks],
+            "mode": self.mode,
+            "environment_differences": list(self.environment),
+            "challenge": None if self.challenge is None else dict(self.challenge),
+            "commitment": None if self.commitment is None else dict(self.commitment),
+            "notes": list(self.notes),
             "intervals": [i.to_json() for i in self.intervals],
             "updates": [u.to_json() for u in self.updates],
             "initialisation": [t.to_json() for t in self.initialisation],
             "policy": dict(self.policy),
         }
+
+
+def checks_of(policy: VerificationPolicy, opened: bool) -> list[Check]:
+    """The checks a policy runs after integrity, in order."""
+    hardened = policy.hardening
+    chosen: list[Check] = []
+    if hardened is not None:
+        if hardened.settings:
+            chosen.append(check_settings)
+        chosen.append(check_commitment)
+    if policy.check_schedule:
+        chosen.append(check_schedule)
+    if policy.check_batch_order:
+        chosen.append(check_batch_order)
+    if policy.check_data:
+        chosen.append(check_data)
+    if hardened is not None and hardened.dataset_membership:
+        chosen.append(check_dataset_membership)
+    exact_w0 = hardened is not None and hardened.initialisation_seed
+    if policy.check_initialisation and not opened and not exact_w0:  # W_0 re-derived exactly needs no statistics
+        chosen.append(check_initialisation)
+    if hardened is not None and hardened.initialisation_seed:
+        chosen.append(check_initialisation_seed)
+    if hardened is not None and hardened.frozen_tensors:
+        chosen.append(check_frozen_tensors)
+    if policy.check_replay:
+        chosen.append(check_replay)
+    if hardened is not None and hardened.update_profile and not opened:
+        chosen.append(check_update_profile)
+    if policy.final_model is not None:
+        chosen.append(check_final_model)
+    return chosen + list(policy.extra_checks)
 
 
 def verify_proof(
@@ -150,37 +134,47 @@ def verify_proof(
     *,
     device: str = "cpu",
     trust_code: bool = False,
+    progress: bool = False,
 ) -> Verdict:
-    """Run the policy's checks on the proof in `directory` against the verifier's copy of the training set.
+    """Run the policy's checks on the proof in `directory` (a proof, or an opened proof of `pol.opened`).
 
     Problems with the proof give a rejecting Verdict; problems with the verifier's own inputs (no such
-    directory, a user-code architecture without trust_code) raise ModeldeedError.
+    directory, a dataset that is not the proof's kind at all, a user-code architecture without trust_code)
+    raise ModeldeedError.
     """
+    from .opened import OPENED_FILE, load_opened
+
     policy = policy or VerificationPolicy()
     directory = Path(directory)
     if not directory.is_dir():
         raise ModeldeedError(f"{directory}: proof directory not found")
+    opened = (directory / OPENED_FILE).exists() and not (directory / PROOF_FILE).exists()
     try:
-        proof, proof_id = load_proof(directory)
+        if opened:
+            if policy.hardening is None:
+                raise ModeldeedError(f"{directory}: an opened proof is verified with the hardened policy (--hardened)")
+            source, proof_id = load_opened(directory)
+        else:
+            proof, proof_id = load_proof(directory)
+            source = FullSource(directory, proof)
     except FormatError as exc:
         failed = CheckResult("integrity", "failed", (str(exc),))
         return Verdict(False, (str(exc),), None, (failed,), policy=policy.to_json())
-    if ":" in proof.header.spec.architecture and not trust_code:
+    header = source.header
+    if ":" in header.spec.architecture and not trust_code:
         raise ModeldeedError(
-            f"{directory}: the proof's model {proof.header.spec.architecture!r} is user code; "
+            f"{directory}: the proof's model {header.spec.architecture!r} is user code; "
             "verifying it imports that code, so pass trust_code=True (--trust-model-code)"
         )
-    ctx = VerificationContext(directory, proof, proof_id, data, policy, device, trust_code)
-    results = [run_check(check_integrity, ctx)]
-    for check in policy.checks():
+    check_dataset_kind(directory, header.dataset, data)
+    ctx = VerificationContext(directory, source, proof_id, data, policy, device, trust_code, progress)
+    first = check_integrity if not opened else source.check_integrity  # type: ignore[attr-defined]
+    results = [run_check(first, ctx)]
+    if results[0].status == "passed":
+        decide_mode(ctx)
+    for check in checks_of(policy, opened):
         if results[0].status != "passed":
-            results.append(
-                CheckResult(
-                    getattr(check, "__name__", "check").removeprefix("check_"),
-                    "skipped",
-                    ("not run: the proof's integrity check failed",),
-                )
-            )
+            results.append(CheckResult(check_name(check), "skipped", ("not run: the proof's integrity check failed",)))
         else:
             results.append(run_check(check, ctx))
     reasons = tuple(f"{r.name}: {reason}" for r in results if r.status == "failed" for reason in r.reasons)
@@ -193,14 +187,45 @@ def verify_proof(
         tuple(ctx.intervals),
         tuple(ctx.layer_tests),
         policy.to_json(),
+        mode=None if not ctx.interval_results else ctx.interval_results[0].mode,
+        environment=tuple(ctx.environment_differences),
+        challenge=None if ctx.challenge is None else ctx.challenge.to_json(),
+        commitment=None if ctx.commitment is None else {"id": ctx.commitment.id, **ctx.commitment.to_json()},
+        notes=tuple(ctx.notes),
     )
     log.info("proof %s: %s", proof_id, "accepted" if verdict.accepted else f"rejected ({len(reasons)} reasons)")
     return verdict
 
 
+def check_dataset_kind(directory: Path, info: Any, data: Dataset) -> None:
+    """A dataset of another size, shape or class count cannot be the proof's: bad input, not a rejection."""
+    if len(data) != info.size or data.input_shape != info.input_shape or data.num_classes != info.num_classes:
+        raise ModeldeedError(
+            f"{directory}: the dataset given ({data.name}: {len(data)} samples of {list(data.input_shape)}, "
+            f"{data.num_classes} classes) is not the one this proof was trained on ({info.name}: {info.size} samples "
+            f"of {list(info.input_shape)}, {info.num_classes} classes); pass the proof's dataset"
+        )
+
+
+def decide_mode(ctx: VerificationContext) -> None:
+    """Exact replay when the environment matches (or the policy demands it), else the tolerance."""
+    assert ctx.model is not None
+    header = ctx.source.header
+    here = current_environment(ctx.device, model_dtype(ctx.model), header.config.deterministic)
+    ctx.environment_differences = differences(header.environment, here)
+    mode = ctx.policy.replay_mode
+    ctx.exact = mode == "exact" or (mode == "auto" and not ctx.environment_differences)
+    if mode == "auto" and ctx.environment_differences:
+        ctx.notes.append(
+            "replays compared within the tolerance, not bit for bit: the environment differs from the recorded one ("
+            + "; ".join(ctx.environment_differences)
+            + "); the record is the prover's word, so a prover can steer each replayed interval by up to the "
+            "tolerance"
+        )
+
+
 def run_check(check: Check, ctx: VerificationContext) -> CheckResult:
-    name = getattr(check, "__name__", "check").removeprefix("check_")
     try:
         return check(ctx)
     except FormatError as exc:
-        return CheckResult(name, "failed", (str(exc),))
+        return CheckResult(check_name(check), "failed", (str(exc),))

@@ -15,28 +15,30 @@ import logging
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from ..errors import FormatError, ModeldeedError, file_error
 from ..files import read_json_object, sha256_bytes, write_json_atomic, write_safetensors_atomic
-from ..validation import Fields
+from ..schema import Document, load_document
 from .checkpoints import ZSTD_LEVEL, save_checkpoint
 from .proof import (
+    MAX_PROOF_BYTES,
     PROOF_FILE,
+    CheckpointDoc,
     CheckpointEntry,
     Proof,
     ProofHeader,
     SampleFile,
+    SampleFileDoc,
+    StepColumns,
     StepRecord,
     checkpoint_file,
-    parse_checkpoint,
     parse_header,
-    parse_sample_file,
-    parse_steps,
     samples_file,
+    steps_from_doc,
     steps_to_json,
     write_proof,
 )
@@ -46,6 +48,16 @@ log = logging.getLogger(__name__)
 
 RECORDING_DIR = "recording"
 SEGMENT_FORMAT = "modeldeed.pol.segment"
+
+
+class SegmentDoc(Document):
+    """`recording/segment-NNNNNN.json`: commits one checkpoint with the steps and sample files before it."""
+
+    format: Literal["modeldeed.pol.segment"]
+    version: Literal[1]
+    checkpoint: CheckpointDoc
+    steps: StepColumns
+    sample_files: list[SampleFileDoc]
 
 
 class ProofWriter:
@@ -81,13 +93,25 @@ class ProofWriter:
     def stored_sample_count(self) -> int:
         return sum(f.count for f in self.sample_files) + len(self._pending_y)
 
+    def add_committed_samples(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Store samples committed to in the training statement (a watermark's triggers) first, in their
+        committed order, so that stored samples 0 .. M-1 are exactly them (before any step is added)."""
+        if self.steps or self.stored_sample_count:
+            raise ModeldeedError("committed samples must be stored before any step or other sample")
+        x = x.detach().to("cpu", torch.float32).contiguous()
+        y = y.detach().to("cpu", torch.int64)
+        for xi, yi in zip(x, y):
+            self._sample_ids.setdefault(sample_key(xi, yi), self.stored_sample_count)
+            self._pending_x.append(xi.clone())
+            self._pending_y.append(int(yi))
+
     def add_samples(self, x: torch.Tensor, y: torch.Tensor) -> list[int]:
         """Numbers of these samples in the proof's store; identical samples are stored once."""
         x = x.detach().to("cpu", torch.float32).contiguous()
         y = y.detach().to("cpu", torch.int64)
         numbers = []
         for xi, yi in zip(x, y):
-            key = hashlib.sha256(xi.numpy().tobytes() + int(yi).to_bytes(8, "little", signed=True)).hexdigest()
+            key = sample_key(xi, yi)
             if key not in self._sample_ids:
                 self._sample_ids[key] = self.stored_sample_count
                 self._pending_x.append(xi.clone())
@@ -167,7 +191,8 @@ class ProofWriter:
             raise ModeldeedError(f"{directory}: the proof is already complete; nothing to resume")
         if not journal.is_dir():
             raise ModeldeedError(f"{directory}: no interrupted recording to resume (no {RECORDING_DIR}/ folder)")
-        header = parse_header(Fields(read_json_object(journal / "header.json"), journal / "header.json"))
+        header_path = journal / "header.json"
+        header = parse_header(read_json_object(header_path, within=directory), header_path)
         writer = cls(directory, header, level=level, _resumed=True)
         number = 0
         while (path := journal / f"segment-{number:06d}.json").exists():
@@ -180,24 +205,30 @@ class ProofWriter:
         samples = store.samples()
         if samples is not None:
             for i, (xi, yi) in enumerate(zip(samples.x, samples.y)):
-                key = hashlib.sha256(xi.numpy().tobytes() + int(yi).to_bytes(8, "little", signed=True)).hexdigest()
-                writer._sample_ids.setdefault(key, i)
+                writer._sample_ids.setdefault(sample_key(xi, yi), i)
         log.info("resuming %s at step %d", directory, writer.next_step)
         return writer
 
     def _load_segment(self, path: Path) -> None:
-        fields = Fields(read_json_object(path), path)
-        fields.expect_format(SEGMENT_FORMAT)
-        entry = parse_checkpoint(fields.object("checkpoint"))
+        doc = load_document(SegmentDoc, path, within=self.directory, max_bytes=MAX_PROOF_BYTES)
+        c = doc.checkpoint
+        entry = CheckpointEntry(c.file, c.sha256, c.size, c.step, c.base_step)
         previous = self.checkpoints[-1].step if self.checkpoints else 0
         if (self.checkpoints and entry.step <= previous) or (not self.checkpoints and entry.step != 0):
             raise file_error(FormatError, path, f"checkpoint step {entry.step} does not follow {previous}")
-        steps = parse_steps(fields.object("steps"), entry.step - previous, self.header.dataset.size)
-        samples = [parse_sample_file(f) for f in fields.objects("sample_files")]
+        if len(doc.steps.indices) != entry.step - previous:
+            raise file_error(FormatError, path, f"holds {len(doc.steps.indices)} steps, not {entry.step - previous}")
+        steps = steps_from_doc(doc.steps, self.header.dataset.size, path)
+        samples = [SampleFile(f.file, f.sha256, f.size, f.count) for f in doc.sample_files]
         self.steps.extend(steps)
         self.checkpoints.append(entry)
         self.sample_files.extend(samples)
         self._committed_steps = len(self.steps)
+
+
+def sample_key(x: torch.Tensor, y: torch.Tensor | int) -> str:
+    """Identity of a stored sample (exact image bytes and label), so each distinct one is stored once."""
+    return hashlib.sha256(x.numpy().tobytes() + int(y).to_bytes(8, "little", signed=True)).hexdigest()
 
 
 def step_record(indices: np.ndarray, stored: list[int], digest: str, lr: float, seed: int | None) -> StepRecord:

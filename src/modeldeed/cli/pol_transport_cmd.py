@@ -1,0 +1,125 @@
+"""`pol commit-proof` and `pol open`: publish a small commitment, then hand over only the challenged part.
+
+modeldeed pol commit-proof runs/p/proof --out runs/p/commitment.json      # publish / register this
+modeldeed pol open runs/p/proof --commitment runs/p/commitment.json --out runs/p/opened
+modeldeed pol verify runs/p/opened --hardened --statement runs/commit --commitment runs/p/commitment.json
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import ModeldeedError
+from .common import add_trust_option
+from .pol_hardened_cmd import receipts_from_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..pol.challenge import DEFAULT_MIN_FABRICATED, DEFAULT_SOUNDNESS_BITS
+
+    c = sub.add_parser(
+        "commit-proof",
+        help="write a proof's commitment: one Merkle root over its checkpoints and step records",
+        description="Write the commitment of a finished proof (a Merkle root over the exact training state at "
+        "every checkpoint and every step record, the counts, the header's SHA-256 and the statement's id; a few "
+        "hundred bytes whatever the proof's length). Publish or register it: the verifier's challenge is drawn "
+        "from it, and `pol open` opens the proof for that challenge.",
+    )
+    c.add_argument("proof", metavar="PROOF", help="a proof directory (holding proof.json)")
+    c.add_argument("--out", required=True, metavar="FILE", help="where to write the commitment (JSON)")
+    c.add_argument("--json", action="store_true", help="print the commitment as one JSON object")
+    c.set_defaults(handler=run_commit_proof)
+
+    o = sub.add_parser(
+        "open",
+        help="write the part of a proof that its commitment's challenge asks for",
+        description="Derive the challenge from the commitment (and the registry's beacon, once the commitment is "
+        "registered) and write only what the challenged intervals need into OUT: their step records, their "
+        "start checkpoints (and end checkpoints, unless --starts-only), the stored samples they use, each with its "
+        "Merkle path to the commitment's root. Verify it with `pol verify OUT --hardened`.",
+    )
+    o.add_argument("proof", metavar="PROOF", help="a proof directory (holding proof.json)")
+    o.add_argument("--commitment", required=True, metavar="FILE", help="the commitment of `pol commit-proof`")
+    o.add_argument("--out", required=True, metavar="DIR", help="a new directory for the opened proof")
+    o.add_argument(
+        "--receipt",
+        metavar="FILE",
+        help="the registry receipt of the commitment (checked with --log-key): the challenge draws on its beacon",
+    )
+    o.add_argument("--log-key", metavar="PUB", help="the transparency log's public key file (for --receipt)")
+    o.add_argument(
+        "--soundness-bits",
+        type=float,
+        default=DEFAULT_SOUNDNESS_BITS,
+        metavar="B",
+        help=f"the verifier's soundness level (default: {DEFAULT_SOUNDNESS_BITS:g})",
+    )
+    o.add_argument(
+        "--min-fabricated",
+        type=float,
+        default=DEFAULT_MIN_FABRICATED,
+        metavar="F",
+        help=f"the verifier's minimum fabricated fraction (default: {DEFAULT_MIN_FABRICATED:g})",
+    )
+    o.add_argument(
+        "--starts-only",
+        action="store_true",
+        help="leave out the end checkpoints: enough for a verifier in the recorded environment (exact replay, "
+        "checked by digests), not for one that replays within a tolerance",
+    )
+    add_trust_option(o)
+    o.set_defaults(handler=run_open)
+
+
+def run_commit_proof(args: argparse.Namespace) -> int:
+    from ..pol.commitment import commit_proof, save_commitment
+    from .common import print_json
+
+    commitment, _ = commit_proof(args.proof)
+    save_commitment(args.out, commitment)
+    if args.json:
+        print_json({"id": commitment.id, **commitment.to_json()})
+        return 0
+    print(
+        f"commitment {commitment.id} (root {commitment.root[:16]}..., {commitment.intervals} intervals, "
+        f"{commitment.total_steps} steps) written to {args.out}"
+    )
+    return 0
+
+
+def run_open(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..pol.commitment import load_commitment
+    from ..pol.opened import open_proof
+    from ..pol.proof import PROOF_FILE
+
+    if not (Path(args.proof) / PROOF_FILE).exists():
+        raise ModeldeedError(f"{args.proof}: not a finished proof directory (no {PROOF_FILE})")
+    commitment = load_commitment(args.commitment)
+    beacon = None
+    receipts = receipts_from_args(args.receipt, None, args.log_key)
+    if receipts is not None:
+        from ..pol.registration import bind
+
+        binding = bind(receipts, commitment, None)
+        if binding.problems:
+            raise ModeldeedError(f"{args.receipt}: " + "; ".join(binding.problems))
+        beacon = binding.beacon
+    challenge, written = open_proof(
+        args.proof,
+        args.out,
+        commitment=commitment,
+        beacon=beacon,
+        soundness_bits=args.soundness_bits,
+        min_fabricated=args.min_fabricated,
+        ends=not args.starts_only,
+        trust_code=args.trust_model_code,
+    )
+    total = sum(p.stat().st_size for p in Path(args.proof).rglob("*") if p.is_file())
+    print(
+        f"opened {challenge.count} of {challenge.total} intervals ({', '.join(map(str, challenge.intervals[:12]))}"
+        f"{' ...' if challenge.count > 12 else ''}) into {args.out}: {written} bytes, {written / total:.3f} of the "
+        f"proof's {total}"
+    )
+    return 0
