@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 import torch
@@ -18,10 +19,11 @@ from zk_helpers import require_toolchain
 from modeldeed.cli import main
 from modeldeed.models import load_model, save_model
 from modeldeed.watermark import load_key_pair, load_verification_key
-from modeldeed.zk import CircuitRefused, load_proof, prove_watermark, quantize_mlp
+from modeldeed.zk import CircuitRefused, load_proof, quantize_mlp
 from modeldeed.zk.circuit import circuit_dir, setup
 from modeldeed.zk.node import run_node
 from modeldeed.zk.statement import challenges, derive_statement, honest_claims
+from modeldeed.zk.trust import pins, verifier_directory, vk_sha256
 from modeldeed.zk.verifier import verify_chunks
 
 pytestmark = pytest.mark.slow
@@ -71,6 +73,7 @@ def test_an_honest_proof_verifies(zk, capsys):
     assert verdict["proven_at_least"] == verdict["required"] >= 1
     assert verdict["test_agreement"]["rate"] >= 0.99 and verdict["metrics"]["proofs_valid"] == [True]
     assert verdict["metrics"]["registration"] is None  # no --receipt: the claim is not bound in time
+    assert verdict["metrics"]["circuit_key_pinned"] is True
     proof = load_proof(zk / "proof.json")
     assert proof.quantization.hidden_triggers.rate == 1.0 and len(proof.chunks) == 1
     # nothing secret in the proof file: no trigger image, label or nonce of the hidden half
@@ -158,12 +161,18 @@ def test_every_public_value_is_bound(zk):
     assert [name for name, r in zip(names, results[1:]) if r["valid"]] == []
 
 
-def test_a_prover_cannot_claim_more_than_the_model_classifies(zk):
-    model, _ = load_model(zk / "model")
-    mk, vk = load_key_pair(zk / "keys")
+def test_a_prover_cannot_claim_more_than_the_model_classifies(zk, capsys, tmp_path):
+    """From the command line: one more than the hidden triggers goes to the circuit, which refuses it."""
+    mk, _vk = load_key_pair(zk / "keys")
     hidden = len(mk.marking_indices())
-    with pytest.raises(CircuitRefused):
-        prove_watermark(model, mk, vk, slots=SLOTS, threshold=hidden + 1)
+    capsys.readouterr()
+    code = cli("watermark", "zk-prove", zk / "model", "--key", zk / "keys", "--out", tmp_path / "more.json",
+               "--slots", SLOTS, "--threshold", hidden + 1)  # fmt: skip
+    assert code == 1 and "NOT PROVED: the circuit refuses these inputs" in capsys.readouterr().out
+    assert not (tmp_path / "more.json").exists()
+    assert cli("watermark", "zk-prove", zk / "model", "--key", zk / "keys", "--out", tmp_path / "more.json",
+               "--slots", SLOTS, "--threshold", SLOTS + 1) == 2  # fmt: skip
+    assert not (tmp_path / "more.json").exists()
 
 
 def test_a_prover_cannot_count_a_trigger_the_model_gets_wrong(zk):
@@ -193,6 +202,55 @@ def test_the_circuit_cache_is_reused(zk):
     key, compiled = setup(spec)
     assert compiled is False and key.circuit_id == load_proof(zk / "proof.json").circuit_id
     assert (circuit_dir(spec) / "circuit_key.json").is_file()
+    # the key compiled here is the one modeldeed pins (fails when js/circuit.mjs or the lockfile changed and
+    # pins.json was not updated)
+    pin = pins()["circuits"][spec.circuit_id()]
+    assert vk_sha256(key.vk) == pin["vk_sha256"] and key.wrap_domain_log == pin["wrap_domain_log"]
+
+
+def hostile_cache(zk, tmp_path, edit):
+    """A copy of the session's cache entry (links to its big files), edited by `edit(entry)`."""
+    vk = load_verification_key(zk / "keys")
+    spec = derive_statement(vk, quantize_mlp(load_model(zk / "model")[0]), SLOTS).spec
+    source = circuit_dir(spec)
+    entry = tmp_path / "cache" / source.name
+    entry.mkdir(parents=True)
+    for f in source.iterdir():
+        if f.name.startswith(("srs-", "lagrange-", "circuit_key")):
+            shutil.copyfile(f, entry / f.name)
+        else:
+            os.symlink(f, entry / f.name)
+    edit(entry)
+    return tmp_path / "cache"
+
+
+def test_a_hostile_cache_cannot_make_verify_accept(zk, capsys, tmp_path, monkeypatch):
+    """A cache someone else wrote: another verification key is refused (exit 2), a reference string or basis
+    that is not modeldeed's own is never handed to node (it recomputes them), and a bad proof stays rejected."""
+
+    def swap_key(entry):
+        doc = json.loads((entry / "circuit_key.json").read_text())
+        doc["vk"] = doc["vk"][:-8] + ("AAAAAAA=" if not doc["vk"].endswith("AAAAAAA=") else "BAAAAAA=")
+        (entry / "circuit_key.json").write_text(json.dumps(doc))
+
+    monkeypatch.setenv("MODELDEED_ZK_CACHE", str(hostile_cache(zk, tmp_path / "a", swap_key)))
+    capsys.readouterr()
+    assert cli("watermark", "zk-verify", zk / "model", "--public-key", zk / "keys", "--proof", zk / "proof.json") == 2
+    assert "is not the one modeldeed pins" in capsys.readouterr().err
+
+    def corrupt_basis(entry):
+        basis = entry / "lagrange-basis-fq-8192"
+        data = bytearray(basis.read_bytes())
+        data[len(data) // 2] ^= 1
+        basis.write_bytes(bytes(data))
+
+    entry = hostile_cache(zk, tmp_path / "b", corrupt_basis)
+    with verifier_directory(next(entry.iterdir())) as files:
+        assert files.ignored == ("lagrange-basis-fq-8192",) and files.used == ("srs-fq-32768", "srs-fp-65536")
+        assert sorted(p.name for p in files.path.iterdir()) == [
+            "srs-fp-65536", "srs-fp-65536.header", "srs-fq-32768", "srs-fq-32768.header"
+        ]  # fmt: skip
+        assert (files.path / "srs-fq-32768").read_bytes() == (next(entry.iterdir()) / "srs-fq-32768").read_bytes()
 
 
 def test_the_demo_report_shows_the_zero_knowledge_verdict_beside_the_clear_one(zk):

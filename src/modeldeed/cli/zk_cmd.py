@@ -56,6 +56,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="PROOF", help="where to write the proof (JSON)")
     add_data_options(p, required=False)
     p.add_argument("--slots", type=int, choices=SLOTS, help="triggers per proof (default: the smallest that holds all)")
+    p.add_argument(
+        "--threshold",
+        type=int,
+        metavar="T",
+        help="claim that at least T hidden triggers are classified as committed (default: the required "
+        "ceil((1-epsilon)*h)); the circuit refuses a T the model does not reach (exit 1, no proof written)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_trust_option(p)
     p.set_defaults(handler=run_zk_prove)
@@ -145,7 +152,9 @@ def run_zk_prove(args: argparse.Namespace) -> int:
     mk, vk = load_key_pair(args.key)
     model, info = _model(args.model_dir, args.trust_model_code)
     try:
-        run = prove_watermark(model, mk, vk, test_data=_test_data(args, info), slots=args.slots)
+        run = prove_watermark(
+            model, mk, vk, test_data=_test_data(args, info), slots=args.slots, threshold=args.threshold
+        )
     except CircuitRefused as exc:
         print(f"NOT PROVED: {exc}")
         return 1

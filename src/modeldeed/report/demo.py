@@ -176,8 +176,11 @@ def trigger_images(files: Path) -> tuple[Any, list[int], tuple[str, ...]] | None
 
 
 def zk_section(page: Page, zk: dict[str, Any]) -> None:
-    """`demo --zk`: PVerify of a digits MLP twice, the hidden half in the clear and in zero knowledge (modeldeed.zk)."""
+    """The demo's zero-knowledge stage: PVerify of a digits MLP, the hidden half in the clear and in zero knowledge."""
     page.heading("Public verification without revealing the triggers: zero knowledge")
+    if "skipped" in zk:  # never a silent absence: the reader learns that, and why, it did not run
+        page.paragraph(f"Zero-knowledge public verification {zk['skipped']}.", css="note")
+        return
     clear, proof = zk["cut_and_choose"], zk["zero_knowledge"]
     page.paragraph(
         f"A second model, an {zk['architecture']} (test accuracy {100 * zk['test_accuracy']:.2f} %), watermarked "

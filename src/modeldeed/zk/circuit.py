@@ -4,7 +4,8 @@ A circuit is fixed by the MLP's layer widths and its number of trigger slots; js
 definition. Compiling it (o1js: Kimchi constraint system, Pickles step and wrap keys) takes minutes, so the
 result is cached under $MODELDEED_ZK_CACHE (default ~/.cache/modeldeed/zk), one directory per circuit id =
 SHA-256 of the circuit's source, the locked npm dependencies, the widths and the slot count. The verifier
-uses only its own cache: the verification key is derived from the circuit, never taken from a prover.
+uses only its own cache: the verification key is derived from the circuit, never taken from a prover, and
+checked against modeldeed's pins before use (trust.py: a hostile cache cannot make a proof verify).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..errors import ModeldeedError
 from ..files import canonical_json, write_json_atomic
 from ..schema import Document, Hex64, load_document
 from .node import JS_DIR, O1JS_VERSION, run_node
+from .trust import key_problem
 
 log = logging.getLogger(__name__)
 
@@ -165,12 +167,15 @@ def cached_key(spec: CircuitSpec) -> CircuitKey | None:
     if not path.is_file():
         return None
     try:
-        key = load_document(CircuitKey, path, max_bytes=2 << 20)
-        if key.circuit_id == spec.circuit_id() and tuple(key.dims) == spec.dims and key.slots == spec.slots:
-            return key
+        key: CircuitKey | None = load_document(CircuitKey, path, max_bytes=2 << 20)
         problem = "it belongs to another circuit"
     except ModeldeedError as exc:
-        problem = str(exc)
+        key, problem = None, str(exc)
+    if key is not None and (key.circuit_id, tuple(key.dims), key.slots) == (spec.circuit_id(), spec.dims, spec.slots):
+        untrusted = key_problem(key.circuit_id, key.vk, key.wrap_domain_log, path.parent)
+        if untrusted:  # refused, not rebuilt: someone put it there, and the user should know
+            raise ModeldeedError(f"{path}: the cached circuit key cannot be used: {untrusted}")
+        return key
     aside = path.parent.with_name(f".stale-{path.parent.name[:16]}-{secrets.token_hex(6)}")
     log.warning("ignoring the cached circuit in %s (%s); rebuilding it", path.parent, problem)
     os.rename(path.parent, aside)

@@ -26,7 +26,13 @@ log = logging.getLogger(__name__)
 
 
 def zk_demo(
-    out: str | Path, data: DataSplits, *, seed: int = 0, security_bits: int = 16, epochs: int = 30
+    out: str | Path,
+    data: DataSplits,
+    *,
+    seed: int = 0,
+    security_bits: int = 4,
+    slots: int | None = 16,
+    epochs: int = 30,
 ) -> dict[str, Any]:
     """Key, watermarked MLP, proof and both verdicts under `out`; returns them as plain JSON."""
     out = Path(out)
@@ -42,7 +48,7 @@ def zk_demo(
     save_model(out / "model", model, ModelInfo(spec, data.train.classes, data.train.input_shape))
     keygen_train = time.perf_counter() - started
     clear = pverify(vk, model, marking_key=mk, data=(data.train,))
-    run = prove_watermark(model, mk, vk, test_data=data.test)
+    run = prove_watermark(model, mk, vk, test_data=data.test, slots=slots)
     save_proof(out / "proof.json", run.proof)
     checked = time.perf_counter()
     verdict = verify_watermark(model, vk, run.proof, test_data=data.test, data=(data.train,))

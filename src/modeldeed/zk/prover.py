@@ -95,6 +95,10 @@ def prove_watermark(
     claims = [honest_claims(statement, chunk, images, labels, nonces) for chunk in range(len(statement.chunks()))]
     correct = sum(c.correct for c in claims)
     total = statement.required if threshold is None else int(threshold)
+    capacity = statement.spec.slots * len(statement.chunks())
+    if not 0 <= total <= capacity:
+        raise ModeldeedError(f"a threshold of {total} is outside what {len(statement.chunks())} proof(s) of "
+                             f"{statement.spec.slots} slots can state (0..{capacity})")  # fmt: skip
     thresholds = split_threshold([c.correct for c in claims], total)
     log.info("%d of %d hidden triggers classified as committed; proving at least %d", correct, len(hidden), total)
     if threshold is None and correct < total:

@@ -29,6 +29,7 @@ from .proof import ZkProof
 from .quantize import MIN_TEST_AGREEMENT, Agreement, agreement, check_agreement, quantize_mlp
 from .statement import challenges, derive_statement
 from .support import require_supported
+from .trust import is_pinned, verifier_directory
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,10 @@ def verify_chunks(
         "wrap_domain_log": key.wrap_domain_log,
         "cases": [{"public": p, "proof": s} for p, s in cases],
     }
-    result = run_node("verify", request, circuit_dir(spec))
+    with verifier_directory(circuit_dir(spec)) as files:  # only pinned bytes reach node, never the cache itself
+        result = run_node("verify", request, files.path)
+    if files.ignored:
+        log.warning("cached files not matching modeldeed's pins were ignored: %s", ", ".join(files.ignored))
     timing = result.answer.get("seconds") or {}
     load, check = timing.get("load", 0.0), timing.get("verify", 0.0)
     log.info("node verify: %.1f s loading reference strings and bases, %.1f s verifying", load, check)
@@ -147,6 +151,7 @@ def verify_watermark(
             "slots": spec.slots,
             "chunks": len(chunks),
             "circuit_compiled_now": compiled,
+            "circuit_key_pinned": is_pinned(spec.circuit_id()),
             "proof_bytes": sum(len(c.proof) for c in proof.chunks),
             "prover_quantization": proof.quantization.model_dump(mode="json"),
         }
