@@ -212,3 +212,24 @@ def test_cli_refuses_a_cnn_with_its_circuit_size(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("modeldeed: error: ") and "rows" in err and "SmallCNN" in err
     assert math.isfinite(float(err.split("about ")[1].split(" rows")[0].replace(",", "")))
+
+
+def test_a_cached_key_is_used_only_when_pinned_or_written_by_this_user_alone(tmp_path):
+    from modeldeed.zk.trust import key_problem, pins, vk_sha256
+
+    circuit_id, pin = next(iter(pins()["circuits"].items()))
+    entry = tmp_path / circuit_id
+    entry.mkdir(mode=0o755)
+    (entry / "circuit_key.json").write_text("{}")
+    (entry / "circuit_key.json").chmod(0o644)
+    # a pinned circuit: only the pinned key and wrap domain pass, whoever wrote the entry
+    assert "not the one modeldeed pins" in key_problem(circuit_id, "AAAA", pin["wrap_domain_log"], entry)
+    assert vk_sha256("AAAA") != pin["vk_sha256"]
+    other = "cd" * 32  # no pin: the entry must be this user's and writable by nobody else
+    entry.chmod(0o755)
+    assert key_problem(other, "AAAA", 13, entry) is None
+    entry.chmod(0o775)
+    assert "owned or writable by another user" in key_problem(other, "AAAA", 13, entry)
+    entry.chmod(0o755)
+    (entry / "circuit_key.json").chmod(0o666)
+    assert "owned or writable by another user" in key_problem(other, "AAAA", 13, entry)
