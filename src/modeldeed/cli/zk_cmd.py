@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "zk-setup",
         help="compile the zero-knowledge circuit for a model's architecture (once; cached)",
         description="Compile the o1js circuit for an MLP's layer widths and a slot count and cache its keys under "
-        "$MODELDEED_ZK_CACHE (default ~/.cache/modeldeed/zk). zk-prove and zk-verify do this themselves when needed.",
+        "$MODELDEED_ZK_CACHE (default ~/.cache/modeldeed/zk). zk-prove and zk-verify do this themselves when needed. "
+        "A cached key that differs from the one modeldeed pins for that circuit is refused (exit 2).",
     )
     s.add_argument("model_dir", nargs="?", metavar="MODEL", help="a model directory (its widths are used)")
     s.add_argument("--dims", metavar="W,W,...", help="layer widths instead of a model, e.g. 64,16,10")
@@ -71,7 +72,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "zk-verify",
         help="anyone: check a zero-knowledge watermark proof (exit 0 accepted, 1 rejected, 2 bad input)",
         description="Re-derive the statement from MODEL and the public key (challenge, hidden commitments, the "
-        "quantized weights, the circuit), check the opened half, and verify the proof. Needs no marking key.",
+        "quantized weights, the circuit), check the opened half, and verify the proof. Needs no marking key. "
+        "The cached circuit is not trusted: its verification key must match the one pinned in modeldeed's source "
+        "(or, for unpinned widths, be writable by this user alone), and node verifies from a private copy of the "
+        "cached reference strings that match their pins (docs/zk.md).",
     )
     v.add_argument("model_dir", metavar="MODEL", help="the model directory to check")
     v.add_argument("--public-key", required=True, metavar="PUB", help="verification key directory or its JSON")
