@@ -48,6 +48,7 @@ from .hardened import (
 )
 from .initialisation import LayerTest
 from .intervals import IntervalInfo
+from .loop import BUILTIN_STEP
 from .policy import DEFAULT_DELTA, VerificationPolicy
 from .proof import PROOF_FILE, load_proof
 from .source import FullSource
@@ -165,6 +166,11 @@ def verify_proof(
         raise ModeldeedError(
             f"{directory}: the proof's model {header.spec.architecture!r} is user code; "
             "verifying it imports that code, so pass trust_code=True (--trust-model-code)"
+        )
+    if header.loop is not None and header.loop.step != BUILTIN_STEP and not trust_code:
+        raise ModeldeedError(
+            f"{directory}: the proof's training step {header.loop.step!r} is user code; replaying it imports and runs "
+            "that code, so pass trust_code=True (--trust-model-code) only for code you trust"
         )
     check_dataset_kind(directory, header.dataset, data)
     ctx = VerificationContext(directory, source, proof_id, data, policy, device, trust_code, progress)
