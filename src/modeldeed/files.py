@@ -197,6 +197,8 @@ def map_npy(path: str | Path, *, within: str | Path, max_bytes: int, dtypes: tup
     array of `ndim` dimensions and one of `dtypes` whose size plus the header is exactly the file's size. The map
     is made from the descriptor that was checked, so a file swapped in meanwhile is never mapped.
     """
+    import tokenize
+
     import numpy as np
     from numpy.lib import format as npy
 
@@ -210,22 +212,26 @@ def map_npy(path: str | Path, *, within: str | Path, max_bytes: int, dtypes: tup
         raise _fail(path, "file not found") from None
     except OSError as exc:
         raise _fail(path, f"cannot be opened ({exc.strerror or exc})") from None
-    with os.fdopen(fd, "rb") as handle:
-        if not _opened_inside(handle.fileno(), within):
+    try:
+        if not _opened_inside(fd, within):
             raise _fail(path, f"is outside {within} (it was replaced by a link while being opened)")
-        info = os.fstat(handle.fileno())
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise _fail(path, f"is not a regular file ({_file_kind(info.st_mode)})")
         if info.st_size > max_bytes:
             raise _fail(path, f"is {info.st_size} bytes, more than the {max_bytes} allowed for it")
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as handle:
         try:
             version = npy.read_magic(handle)
             if version not in ((1, 0), (2, 0), (3, 0)):
                 raise ValueError(f"unknown .npy version {version}")
             reader = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
             shape, fortran, dtype = reader(handle, max_header_size=MAX_NPY_HEADER)
-        except (ValueError, OSError, SyntaxError, TypeError) as exc:
-            raise _fail(path, f"is not a .npy array file ({exc})") from None
+        except (ValueError, OSError, SyntaxError, TypeError, RecursionError, tokenize.TokenError) as exc:
+            raise _fail(path, f"is not a .npy array file ({str(exc)[:200]})") from None
         offset = handle.tell()
         if dtype.hasobject or dtype.str.lstrip("<|=") not in dtypes:
             raise _fail(path, f"holds {dtype.str} elements; expected one of {', '.join(dtypes)} (little-endian)")
