@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from modeldeed.data import DataSplits
+from modeldeed.data import DataSplits, load_dataset
 from modeldeed.data.memmap import ArraySamples, load_memmap, save_memmap
 from modeldeed.models import build_model, spec_for_data
 from modeldeed.pol.loop import LoopRunner, SchedulerDoc, classification_step
@@ -112,9 +112,14 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", help="Fashion-MNIST's folder, if not /usr/share/datasets/fashion-mnist")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    splits = benchmark_data(args.samples)
+    if args.data_dir:
+        full = load_dataset("fashion-mnist", args.data_dir)
+        splits = DataSplits(full.train.subset(range(min(args.samples, len(full.train)))), full.test)
+    else:
+        splits = benchmark_data(args.samples)
     work = Path(tempfile.mkdtemp(prefix="bench-own-"))
     try:
         root = save_memmap(work / "data", DataSplits(splits.train, splits.test.subset(range(10))))

@@ -39,7 +39,7 @@ from torch import nn
 from ..data import Dataset
 from ..errors import ModeldeedError
 from ..models import ModelSpec, build_model
-from ..training import TrainConfig, batch_indices, configure_determinism, epoch_batches, rng_devices, seed_run_rng
+from ..training import TrainConfig, configure_determinism, epoch_batches, rng_devices, seed_run_rng
 from .checkpoints import ZSTD_LEVEL
 from .environment import current_environment, model_dtype
 from .loop import BUILTIN_STEP, LoopDoc, LoopRunner, OptimizerDoc, SchedulerDoc, describe_optimizer, resolve_step
@@ -144,6 +144,7 @@ class PolRecorder:
         self._rng: torch.Tensor | None = None
         self._names: list[str] = []
         self._warned = False
+        self._epoch: tuple[int, list[np.ndarray]] | None = None
 
     # ------------------------------------------------------------------------------------------ context
 
@@ -219,7 +220,7 @@ class PolRecorder:
             raise ModeldeedError("step() is called inside `with PolRecorder(...)`")
         if self.step_index >= self.total_steps:
             raise ModeldeedError(f"all {self.total_steps} steps of the declared settings are already recorded")
-        expected = batch_indices(self.config, len(self.data), self.step_index)
+        expected = self._expected_indices(self.step_index)
         if indices is not None:
             given = np.asarray(torch.as_tensor(indices).cpu(), dtype=np.int64)
             if given.shape != expected.shape or not (given == expected).all():
@@ -253,6 +254,13 @@ class PolRecorder:
         return loss
 
     # ------------------------------------------------------------------------------------------ internals
+
+    def _expected_indices(self, step: int) -> np.ndarray:
+        """`training.batch_indices`, with each epoch's permutation drawn once, not once per step."""
+        epoch, within = divmod(step, self.per_epoch)
+        if self._epoch is None or self._epoch[0] != epoch:
+            self._epoch = (epoch, epoch_batches(self.config, len(self.data), epoch))
+        return self._epoch[1][within]
 
     def _checkpoint(self) -> None:
         assert self.writer is not None and self.runner is not None

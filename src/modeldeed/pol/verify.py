@@ -27,6 +27,7 @@ from typing import Any
 
 from ..data import Dataset
 from ..errors import FormatError, ModeldeedError
+from ..training import configure_determinism
 from .checks import (
     check_batch_order,
     check_data,
@@ -217,6 +218,7 @@ def decide_mode(ctx: VerificationContext) -> None:
     """Exact replay when the environment matches (or the policy demands it), else the tolerance."""
     assert ctx.model is not None
     header = ctx.source.header
+    configure_determinism(header.config.deterministic)  # as the replay will run, so the record compares like with like
     here = current_environment(ctx.device, model_dtype(ctx.model), header.config.deterministic)
     ctx.environment_differences = differences(header.environment, here)
     mode = ctx.policy.replay_mode
