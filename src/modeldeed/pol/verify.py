@@ -27,6 +27,7 @@ from typing import Any
 
 from ..data import Dataset
 from ..errors import FormatError, ModeldeedError
+from ..models import is_user_factory
 from ..training import configure_determinism
 from .checks import (
     check_batch_order,
@@ -163,7 +164,7 @@ def verify_proof(
         failed = CheckResult("integrity", "failed", (str(exc),))
         return Verdict(False, (str(exc),), None, (failed,), policy=policy.to_json())
     header = source.header
-    if ":" in header.spec.architecture and not trust_code:
+    if is_user_factory(header.spec.architecture) and not trust_code:
         raise ModeldeedError(
             f"{directory}: the proof's model {header.spec.architecture!r} is user code; "
             "verifying it imports that code, so pass trust_code=True (--trust-model-code)"
