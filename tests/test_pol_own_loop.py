@@ -368,3 +368,21 @@ def test_the_example_step_is_imported_only_with_trust(example_run, capsys):
     # triggers were recorded as trained: stored samples after the dataset indices of every step
     assert all(len(s) == 8 for s in proof["steps"]["stored_samples"])
     assert all(max(s) < 10 for s in proof["steps"]["stored_samples"])
+
+
+def test_a_schedule_that_fails_part_way_is_a_rejection_not_a_crash(adam_proof, tiny, tmp_path):
+    directory, _ = adam_proof
+    shutil.copytree(directory, tmp_path / "p")
+    onecycle = {"kind": "onecycle", "interval": "step", "arguments": {"max_lr": 0.01, "total_steps": 2}}
+
+    def edit(doc):  # type: ignore[no-untyped-def]
+        doc["loop"]["scheduler"] = onecycle  # torch refuses to step it past its 2 steps; the proof has 6
+        doc["statement"]["statement"]["loop"]["scheduler"] = onecycle
+
+    edit_json(tmp_path / "p", edit)
+    verdict = replay_all(tmp_path / "p", tiny)
+    assert not verdict.accepted
+    assert "field 'loop.scheduler': the schedule fails at step 3" in failed(verdict)["integrity"]
+    edit_json(tmp_path / "p", lambda doc: doc["loop"]["scheduler"]["arguments"].update(div_factor=0))
+    verdict = replay_all(tmp_path / "p", tiny)
+    assert "the arguments do not make a onecycle schedule (float division by zero)" in failed(verdict)["integrity"]

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
-from ..errors import ModeldeedError
+from ..errors import FormatError, ModeldeedError
 from ..files import canonical_json
 from ..schema import Document
 
@@ -108,6 +108,9 @@ SCHEDULERS: dict[str, Callable[..., Any]] = {
 }
 
 
+SCHEDULE_ERRORS = (ValueError, TypeError, ArithmeticError, IndexError, KeyError)
+
+
 class SchedulerDoc(Document):
     """A `torch.optim.lr_scheduler` schedule by kind and its constructor arguments (all of them, typed)."""
 
@@ -134,6 +137,15 @@ class SchedulerDoc(Document):
             raise ValueError("anneal_strategy must be 'cos' or 'linear'")
         if self.kind == "onecycle" and "total_steps" not in self.arguments:
             raise ValueError("a onecycle schedule needs total_steps")
+        if self.kind != "none":  # arguments torch refuses (or divides by zero on) are refused here, not mid-replay
+            probe = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0, momentum=0.9)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    scheduler = SCHEDULERS[self.kind](probe, **self.arguments)
+                    scheduler.step()
+            except SCHEDULE_ERRORS as exc:
+                raise ValueError(f"the arguments do not make a {self.kind} schedule ({str(exc)[:120]})") from None
         return self
 
 
@@ -273,7 +285,10 @@ class LoopRunner:
             warnings.simplefilter("ignore")  # "lr_scheduler.step() before optimizer.step()": intended here
             for _ in range(self.schedule_steps(step)):
                 assert self.scheduler is not None
-                self.scheduler.step()
+                try:
+                    self.scheduler.step()
+                except SCHEDULE_ERRORS as exc:
+                    raise FormatError(f"field 'loop.scheduler': the schedule fails at step {step} ({exc})") from None
         self.steps_done = step
         return self
 
@@ -297,7 +312,12 @@ class LoopRunner:
         if self.scheduler is not None and self.schedule_steps(self.steps_done) > before:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a step function that skipped optimizer.step() is still recorded
-                self.scheduler.step()
+                try:
+                    self.scheduler.step()
+                except SCHEDULE_ERRORS as exc:
+                    raise FormatError(
+                        f"field 'loop.scheduler': the schedule fails at step {self.steps_done} ({exc})"
+                    ) from None
         if not isinstance(loss, torch.Tensor):
             raise ModeldeedError(f"the step function {self.loop.step} must return the loss as a tensor")
         return loss.detach()
@@ -324,7 +344,10 @@ def lr_sequence(loop: LoopDoc, steps_per_epoch: int, total: int) -> list[float]:
         warnings.simplefilter("ignore")
         for step in range(1, total + 1):
             if runner.scheduler is not None and runner.schedule_steps(step) > runner.schedule_steps(step - 1):
-                runner.scheduler.step()
+                try:
+                    runner.scheduler.step()
+                except SCHEDULE_ERRORS as exc:
+                    raise FormatError(f"field 'loop.scheduler': the schedule fails at step {step} ({exc})") from None
             lrs.append(runner.lr)
     _LRS.clear()
     _LRS[key] = lrs
