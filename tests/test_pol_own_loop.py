@@ -386,3 +386,24 @@ def test_a_schedule_that_fails_part_way_is_a_rejection_not_a_crash(adam_proof, t
     edit_json(tmp_path / "p", lambda doc: doc["loop"]["scheduler"]["arguments"].update(div_factor=0))
     verdict = replay_all(tmp_path / "p", tiny)
     assert "the arguments do not make a onecycle schedule (float division by zero)" in failed(verdict)["integrity"]
+
+
+def test_the_recorder_refuses_a_statement_of_another_run(tiny, tmp_path):
+    spec = spec_for_data("cnn", tiny.input_shape, tiny.num_classes)
+    model = build_model(spec, seed=1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    config, loop = own_loop_settings(optimizer, epochs=1, batch_size=32, seed=1, accumulation=2)
+    _, other = own_loop_settings(optimizer, epochs=1, batch_size=32, seed=1, accumulation=1)
+    statement, opening = make_statement(tiny, config, spec, checkpoint_every=2, loop=other)
+    with pytest.raises(ModeldeedError, match="its loop .* differs"):
+        PolRecorder(
+            tmp_path / "p",
+            model,
+            optimizer,
+            data=tiny,
+            spec=spec,
+            config=config,
+            loop=loop,
+            every=2,
+            statement=CarriedStatement(statement=statement, opening=opening),
+        )

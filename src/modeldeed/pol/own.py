@@ -95,6 +95,20 @@ def own_loop_settings(
     return config, loop
 
 
+def statement_problem(carried: CarriedStatement, config: TrainConfig, loop: LoopDoc, every: int) -> str | None:
+    """Why the statement is not this run's (the verifier would reject the proof), or None."""
+    statement, opening = carried.statement, carried.opening
+    if not statement.opens(opening) or opening.seed != config.seed:
+        return "its seed commitment is not opened by this run's seed"
+    if statement.config(opening.seed).to_json() != config.to_json():
+        return "its training settings differ"
+    if statement.loop is None or not statement.loop.same_as(loop):
+        return "its loop (step, optimizer, schedule, accumulation, clipping) differs"
+    if statement.checkpoint_every != every:
+        return f"its checkpoint interval is {statement.checkpoint_every}, not {every}"
+    return None
+
+
 def same_optimizer(doc: OptimizerDoc, optimizer: torch.optim.Optimizer) -> bool:
     return describe_optimizer(optimizer).model_dump() == doc.model_dump()
 
@@ -130,6 +144,10 @@ class PolRecorder:
             )
         if optimizer.state:
             raise ModeldeedError("the optimizer has already stepped: a proof is recorded from a fresh optimizer")
+        if statement is not None:
+            problem = statement_problem(statement, config, loop, every)
+            if problem:
+                raise ModeldeedError(f"the training statement does not describe this run: {problem}")
         self.directory, self.model, self.optimizer = Path(directory), model, optimizer
         self.data, self.spec, self.config, self.loop = data, spec, config, loop
         self.every, self.statement, self.committed = every, statement, committed
