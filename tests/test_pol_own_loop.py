@@ -407,3 +407,20 @@ def test_the_recorder_refuses_a_statement_of_another_run(tiny, tmp_path):
             every=2,
             statement=CarriedStatement(statement=statement, opening=opening),
         )
+
+
+def test_a_replay_takes_adams_step_count_from_the_step_not_the_file(adam_proof, tiny):
+    """What an opened proof's start checkpoint says (no integrity pass over all checkpoints) is checked too."""
+    from modeldeed.errors import FormatError
+    from modeldeed.pol import replay
+
+    directory, _ = adam_proof
+    proof, _ = load_proof(directory)
+    store = ProofStore(directory, proof)
+    start = dict(store.checkpoint(1))  # step 2
+    for name in [n for n in start if n.startswith("optimizer/step/")]:
+        start[name] = torch.tensor(1002.0)
+    model = build_model(proof.header.spec)
+    records = [(s, proof.steps[s]) for s in (2, 3)]
+    with pytest.raises(FormatError, match="counts 1002 optimizer steps, not 2"):
+        replay(proof.header, start, records, tiny, None, end_step=4, model=model, source=directory)

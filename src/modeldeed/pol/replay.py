@@ -134,6 +134,9 @@ def replay(
         step_function = resolve_step(header.loop.step, trust_code=trust_code, source=source)
         first = records[0][0] if records else end_step
         runner = LoopRunner(header.loop, model, optimizer, step_function, per_epoch).at_step(first)
+        for key, value in start.items():  # Adam's bias correction follows from the step, not from the file
+            if key.startswith(OPTIMIZER_PREFIX + "step/") and float(value) != float(first):
+                raise file_error(FormatError, source, f"{key} counts {float(value):g} optimizer steps, not {first}")
     configure_determinism(config.deterministic)
     cuda = device if device.startswith("cuda") else None
     devices = [torch.device(device).index or 0] if cuda else []
