@@ -93,3 +93,53 @@ def test_a_statement_registered_after_the_commitment_is_not_bound_in_time(env, c
     verify = ["pol", "verify", str(root / "proof"), "--hardened", "--statement", str(root / "commit")]
     assert main([*verify, *bound, *QUIET]) == 1
     assert "after the proof commitment" in capsys.readouterr().out
+
+
+def test_commit_and_commit_proof_register_and_publish_agrees(env, capsys):
+    """`pol commit --registry` registers the statement before training, `commit-proof --registry` the commitment;
+    `registry publish` of the commitment file or of the proof directory registers the very same digest."""
+    root = env["root"] / "cli-registered"
+    reg = ["--registry", env["url"], "--identity", env["id"]]
+    commit = ["pol", "commit", *SETTINGS, "--seed", "9", "--out", str(root / "commit")]
+    assert main([*commit, *reg, "--log-key", env["pub"]]) == 0
+    statement_receipt = load_receipt(root / "commit" / "statement.receipt.json")
+    from modeldeed.pol.statement import load_statement
+
+    assert statement_receipt.entry.kind == "pol-statement"
+    assert statement_receipt.entry.digest == load_statement(root / "commit").id
+    train = ["train", *SETTINGS, *QUIET, "--seed", "9", "--out", str(root / "model"), "--proof", str(root / "proof")]
+    assert main([*train, "--statement", str(root / "commit")]) == 0
+    assert main(["pol", "commit-proof", str(root / "proof"), "--out", str(root / "commitment.json"), *reg]) == 0
+    commitment_receipt = load_receipt(root / "commitment.receipt.json")
+    commitment = load_commitment(root / "commitment.json")
+    assert (commitment_receipt.entry.kind, commitment_receipt.entry.digest) == ("pol-commitment", commitment.id)
+    # registry publish infers the kind from the document's format, for the file and for the proof itself
+    publish(env, root / "commitment.json", root / "published-file.receipt.json")
+    publish(env, root / "proof", root / "published-proof.receipt.json")
+    publish(env, root / "commit", root / "published-statement.receipt.json")
+    for name in ("published-file", "published-proof"):
+        entry = load_receipt(root / f"{name}.receipt.json").entry
+        assert (entry.kind, entry.digest, entry.index) == (
+            "pol-commitment",
+            commitment.id,
+            commitment_receipt.entry.index,
+        )
+    assert load_receipt(root / "published-statement.receipt.json").entry.index == statement_receipt.entry.index
+    # renamed files are still recognised by their format, not their name
+    (root / "renamed").mkdir()
+    (root / "renamed" / "anything.json").write_bytes((root / "commitment.json").read_bytes())
+    publish(env, root / "renamed", root / "renamed.receipt.json")
+    assert load_receipt(root / "renamed.receipt.json").entry.digest == commitment.id
+    # and the verifier accepts the receipts of both routes
+    verify = ["pol", "verify", str(root / "proof"), "--hardened", "--statement", str(root / "commit"), *QUIET]
+    for receipt in ("commitment.receipt.json", "published-proof.receipt.json"):
+        bound = ["--commitment-receipt", str(root / receipt), "--log-key", env["pub"]]
+        bound += ["--statement-receipt", str(root / "commit" / "statement.receipt.json")]
+        capsys.readouterr()
+        assert main([*verify, *bound, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["challenge"]["source"] == "registry-beacon"
+    # a registry that cannot be reached: the statement is written, the command says so and exits 2
+    dead = ["--registry", "http://127.0.0.1:9", "--identity", env["id"]]
+    capsys.readouterr()
+    assert main(["pol", "commit", *SETTINGS, "--seed", "9", "--out", str(root / "commit2"), *dead]) == 2
+    assert "NOT registered" in capsys.readouterr().err and (root / "commit2" / "statement.json").is_file()
