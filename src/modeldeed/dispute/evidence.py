@@ -140,6 +140,7 @@ class EvidenceSource(ABC):
 
 def evidence_kinds() -> dict[str, type[Evidence]]:
     """Every kind of evidence the judge knows, by the `kind` of its claim.json entry."""
+    from .pol_evidence import PolEvidence
     from .watermark_evidence import WatermarkEvidence
 
-    return {WatermarkEvidence.kind: WatermarkEvidence}
+    return {WatermarkEvidence.kind: WatermarkEvidence, PolEvidence.kind: PolEvidence}
