@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -143,3 +144,40 @@ def test_commit_and_commit_proof_register_and_publish_agrees(env, capsys):
     capsys.readouterr()
     assert main(["pol", "commit", *SETTINGS, "--seed", "9", "--out", str(root / "commit2"), *dead]) == 2
     assert "NOT registered" in capsys.readouterr().err and (root / "commit2" / "statement.json").is_file()
+
+
+def test_progress_chain_registered_while_training(env, capsys, tmp_path):
+    """train --register-every registers a hash chain over the checkpoints; pol verify --log-key checks it against
+    the proof's own checkpoints, reports the times, and rejects a proof whose checkpoints disagree with a link."""
+    root = env["root"] / "progress"
+    reg = ["--registry", env["url"], "--identity", env["id"], "--log-key", env["pub"]]
+    train = ["train", *SETTINGS, *QUIET, "--seed", "3", "--out", str(root / "model"), "--proof", str(root / "proof")]
+    capsys.readouterr()
+    assert main([*train, "--register-every", "10", *reg]) == 0
+    assert "3 of 3 chain links registered" in capsys.readouterr().out  # 24 checkpoints: 10 + 10 + 4
+    links = json.loads((root / "proof" / "progress" / "progress.json").read_text())["links"]
+    assert [(link["first"], link["count"]) for link in links] == [(0, 10), (10, 10), (20, 4)]
+    receipts = [load_receipt(root / "proof" / "progress" / link["receipt"]) for link in links]
+    assert [r.entry.kind for r in receipts] == ["pol-progress"] * 3
+    assert receipts[0].entry.index < receipts[1].entry.index < receipts[2].entry.index
+    verify = ["pol", "verify", str(root / "proof"), *QUIET, "--log-key", env["pub"], "--json"]
+    assert main(verify) == 0
+    notes = json.loads(capsys.readouterr().out)["notes"]
+    assert sum("existed by" in n and "progress link" in n for n in notes) == 3
+    # another run's checkpoints under this chain: a registered link disagrees, the proof is rejected
+    other = root / "other"
+    assert main(["train", *SETTINGS, *QUIET, "--seed", "4", "--out", str(other / "model"), "--proof",
+                 str(other / "proof")]) == 0  # fmt: skip
+    shutil.copytree(root / "proof" / "progress", other / "proof" / "progress")
+    capsys.readouterr()
+    assert main(["pol", "verify", str(other / "proof"), *QUIET, "--log-key", env["pub"], "--json"]) == 1
+    reasons = " ".join(json.loads(capsys.readouterr().out)["reasons"])
+    assert "progress link 0: receipt: it registers the digest" in reasons
+    # the registry goes away: training finishes, with a warning and the missed links reported
+    dead = ["--registry", "http://127.0.0.1:9", "--identity", env["id"]]
+    train = ["train", *SETTINGS, *QUIET, "--seed", "3", "--out", str(tmp_path / "m"), "--proof", str(tmp_path / "p")]
+    assert main([*train, "--register-every", "12", *dead]) == 0
+    out = capsys.readouterr().out
+    assert "0 of 2 chain links registered" in out and "NOT registered" in out
+    assert main(["pol", "verify", str(tmp_path / "p"), *QUIET, "--log-key", env["pub"], "--json"]) == 0
+    assert any("were not registered" in n for n in json.loads(capsys.readouterr().out)["notes"])

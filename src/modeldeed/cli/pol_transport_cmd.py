@@ -117,6 +117,8 @@ def run_open(args: argparse.Namespace) -> int:
 
     if not (Path(args.proof) / PROOF_FILE).exists():
         raise ModeldeedError(f"{args.proof}: not a finished proof directory (no {PROOF_FILE})")
+    if args.log_key and not args.receipt:
+        raise ModeldeedError("--log-key checks the commitment's --receipt; give it too")
     commitment = load_commitment(args.commitment)
     beacon = None
     receipts = receipts_from_args(args.receipt, None, args.log_key)
