@@ -26,7 +26,7 @@ from modeldeed.files import canonical_json
 from modeldeed.models import load_model
 from modeldeed.registry import load_identity
 from modeldeed.registry.logkey import load_signer_key
-from modeldeed.watermark import read_trigger_images
+from modeldeed.watermark import load_reveal, load_verification_key, read_trigger_images
 from modeldeed.watermark.verify import classify
 
 pytestmark = pytest.mark.slow
@@ -269,3 +269,31 @@ def test_bad_input_from_the_judge_is_exit_2(world, tmp_path, capsys):
     assert code == 2 and "not a valid registration of the disputed model" in err
     code, _, err = dispute(world, tmp_path / "j", *(["owner-private"] * 33), capsys=capsys)
     assert code == 2 and "at most 32 claims" in err
+
+
+def test_a_key_built_from_another_claimants_revealed_set_does_not_count(world, tmp_path, capsys):
+    root = world["root"]
+    # the owner's revealed set is public: the thief saves its images and labels and makes a key of his own from them
+    reveal = load_reveal(root / "owner/reveal", load_verification_key(root / "owner/keys"))
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    images = reveal.opening.images
+    for i, image in enumerate(images):
+        pixels = (image[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        Image.fromarray(pixels, mode="L").save(pics / f"t{i:03d}.png")
+    (tmp_path / "labels.txt").write_text("".join(f"{int(y)}\n" for y in reveal.opening.labels))
+    args = ["watermark", "keygen", "--data", "digits", "--images", pics, "--labels", tmp_path / "labels.txt",
+            "--out", tmp_path / "keys", "--registry", world["url"], "--log-key", world["pub"],
+            "--identity", root / "thief/id"]  # fmt: skip
+    assert run(args, capsys)[0] == 0
+    args = ["claim", world["model"], "--watermark", tmp_path / "keys", "--identity", root / "thief/id",
+            "--out", tmp_path / "claim"]  # fmt: skip
+    assert run(args, capsys)[0] == 0
+    code, j, _ = dispute(world, tmp_path / "j", tmp_path / "claim", "owner-public", extra=with_log(world),
+                         capsys=capsys)  # fmt: skip
+    assert code == 0 and j["winner"]["claim"] == 1
+    thief = j["claims"][0]["evidence"][0]
+    assert thief["verified"] is True and thief["counts"] is False
+    assert f"{len(images)} of its triggers were revealed by claim 1" in reasons_of(j, 0)
+    # the owner's own reveal, in the owner's own claim, does not count against the owner
+    assert not any("were revealed by" in r for r in j["claims"][1]["evidence"][0]["reasons"])
