@@ -9,6 +9,7 @@ with `--registry`; a forger who saw the model makes a key from images and the mo
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 import time
@@ -138,7 +139,14 @@ def test_the_owner_wins_and_the_forger_loses_with_reasons(world, tmp_path, capsy
     # both files; the page leads with the verdict and escapes what claimants wrote
     page = (tmp_path / "j" / "judgement.html").read_text()
     body = page.split("<body>", 1)[1]
-    assert body.index("class='verdict established'") < body.index("Claim 0")
+    # the demo report's layout: the verdict box first, the decision and then one marked line per claim
+    verdict = body[body.index('<div class="verdict"') : body.index("</div>")]
+    assert body.index('<div class="verdict"') < body.index("<h3>Claim 0")
+    items = verdict.split("<li ")[1:]
+    assert items[0].startswith(f'class="good">{html.escape(j["verdict"])}')
+    assert items[1].startswith('class="bad">Claim 0') and "does not count" in items[1]
+    assert items[2].startswith('class="good">Claim 1') and "counts, registered at" in items[2]
+    assert "Content-Security-Policy" in page and "<script" not in page
     assert "owner &lt;b&gt;&amp;co&lt;/b&gt;" in page and "<b>&co</b>" not in page
     assert json.loads((tmp_path / "j" / "judgement.json").read_text()) == j
 
