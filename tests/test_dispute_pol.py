@@ -49,11 +49,11 @@ def world(tmp_path_factory):
         return ["--registry", server.url, "--identity", str(root / who / "id"), "--log-key", pub]
 
     def pol_run(who, model):  # type: ignore[no-untyped-def]
-        """pol commit --registry, train under the statement with a proof, commit-proof --registry."""
+        """pol commit --registry, train under the statement with a proof (its progress registered), commit-proof."""
         base = root / who
         assert main(["pol", "commit", *SETTINGS, "--out", str(base / "commit"), *reg(who)]) == 0
         train = ["train", *SETTINGS, *QUIET, "--out", str(model), "--proof", str(base / "proof")]
-        assert main([*train, "--statement", str(base / "commit")]) == 0
+        assert main([*train, "--statement", str(base / "commit"), "--register-every", "10", *reg(who)]) == 0
         assert (
             main(["pol", "commit-proof", str(base / "proof"), "--out", str(base / "commitment.json"), *reg(who)]) == 0
         )
@@ -118,7 +118,8 @@ def test_the_statement_registered_first_wins_against_a_thief_who_retrained(world
     assert item["counts"] and item["kind"] == "pol" and item["details"]["accepted"] is True
     assert item["details"]["challenge"]["source"] == "registry-beacon"
     assert item["anchor"]["kind"] == "pol-statement" and item["anchor"]["index"] == owner_statement.index
-    assert {r["kind"] for r in item["registrations"]} == {"pol-statement", "pol-commitment"}
+    assert {r["kind"] for r in item["registrations"]} == {"pol-statement", "pol-commitment", "pol-progress"}
+    assert sum("existed by" in note for note in item["notes"]) == 3  # the progress chain, checked by the judge
     # the thief's proof verifies on the stolen model, and does not count: his statement came after the model
     thief = j["claims"][0]["evidence"][0]
     assert thief["verified"] is True and thief["counts"] is False

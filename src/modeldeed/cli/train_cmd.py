@@ -109,7 +109,7 @@ def run_train(args: argparse.Namespace) -> int:
             )
             named = dict(model.named_parameters())
             parameters = [named[n] for n in trained]
-        progress = progress_registrar(args, statement.statement.id if statement is not None else None)
+        chain = progress_registrar(args, statement.statement.id if statement is not None else None)
         recording = record_training(
             model,
             data.train,
@@ -119,19 +119,19 @@ def run_train(args: argparse.Namespace) -> int:
             checkpoint_every=args.checkpoint_every,
             init_seed=config.seed,
             resume=args.resume,
-            hooks=[*hooks, progress] if progress is not None else hooks,
+            hooks=[*hooks, chain] if chain is not None else hooks,
             parameters=parameters,
             progress=not args.no_progress,
             statement=statement,
             committed=committed,
         )
         result, proof_id = recording.result, recording.proof_id
-        if progress is not None:
-            links = len(progress.document.links)
-            print(f"progress: {links - len(progress.missed)} of {links} chain links registered (receipts in "
+        if chain is not None:
+            links = len(chain.document.links)
+            print(f"progress: {links - len(chain.missed)} of {links} chain links registered (receipts in "
                   f"{Path(args.proof) / 'progress'})")  # fmt: skip
-            if progress.missed:
-                print(f"warning: links {progress.missed[:10]} were NOT registered (the registry was unreachable)")
+            if chain.missed:
+                print(f"warning: links {chain.missed[:10]} were NOT registered (the registry was unreachable)")
     elif args.register_every or args.registry:
         raise ModeldeedError("--register-every and --registry register a proof's progress; pass --proof DIR")
     elif args.resume:

@@ -32,6 +32,7 @@ from ..models import state_tensors
 from ..pol import Hardening, VerificationPolicy, load_commitment, load_statement, verify_proof
 from ..pol.commitment import ProofCommitment
 from ..pol.opened import OPENED_FILE
+from ..pol.progress import PROGRESS_DIR, PROGRESS_FILE, check_progress, proof_leaves
 from ..pol.proof import PROOF_FILE
 from ..pol.registration import COMMITMENT_KIND, STATEMENT_KIND, Receipts, commitment_id, statement_id
 from ..pol.statement import TrainingStatement
@@ -111,6 +112,14 @@ class PolEvidence(Evidence):
                     f"{statement_registration.fingerprint}, not by the claimant ({fingerprint(context.claimant_key)}): "
                     "receipts are public, so a registration counts only for the key that made it"
                 )
+        notes = list(verdict.notes)
+        if (self.proof_dir / PROGRESS_DIR / PROGRESS_FILE).is_file() and (self.proof_dir / PROOF_FILE).is_file():
+            progress = check_progress(self.proof_dir, *proof_leaves(self.proof_dir), context.log_key)
+            reasons += [f"progress: {problem}" for problem in progress.problems]
+            notes += progress.notes()
+            for _first, _count, registration in progress.registrations:
+                registrations.append(registration)
+            receipts += progress.receipts
         challenge = verdict.challenge or {}
         if verdict.accepted and challenge.get("source") != "registry-beacon":
             reasons.append("the challenge was not drawn from the registered commitment's beacon")
@@ -125,7 +134,7 @@ class PolEvidence(Evidence):
             summary=summary,
             verified=verdict.accepted,
             reasons=tuple(reasons),
-            notes=tuple(dict.fromkeys(verdict.notes)),
+            notes=tuple(dict.fromkeys(notes)),
             artefacts=artefacts,
             registrations=tuple(registrations),
             anchor=anchor,

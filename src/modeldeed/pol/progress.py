@@ -183,6 +183,7 @@ class ProgressCheck:
     """What the registered chain proves about a proof's checkpoints."""
 
     registrations: list[tuple[int, int, Registration]] = field(default_factory=list)  # (first, count, registration)
+    receipts: list[Receipt] = field(default_factory=list)  # the receipts behind `registrations`
     missing: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -232,6 +233,7 @@ def check_progress(
             check.problems.append(f"progress link {number} was registered by another submitter than link 0")
         registered.append(result.registration)
         check.registrations.append((link.first, link.count, result.registration))
+        check.receipts.append(receipt)
     if expected_first != len(leaves) and not check.problems:
         check.missing.append(len(document.links))
     return check
