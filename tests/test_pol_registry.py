@@ -164,6 +164,30 @@ def test_progress_chain_registered_while_training(env, capsys, tmp_path):
     assert main(verify) == 0
     notes = json.loads(capsys.readouterr().out)["notes"]
     assert sum("existed by" in n and "progress link" in n for n in notes) == 3
+    # a hostile chain file: a receipt outside the proof, a link that claims checkpoints the proof lacks
+    progress = root / "proof" / "progress" / "progress.json"
+    original = progress.read_text()
+    for edit, message in (
+        (lambda d: d["links"][0].update(receipt="../../outside.json"), "is not a file in"),
+        (lambda d: d["links"][2].update(count=99), "do not follow on"),
+    ):
+        document = json.loads(original)
+        edit(document)
+        progress.write_text(json.dumps(document))
+        capsys.readouterr()
+        assert main(verify) == 2 and message in capsys.readouterr().err
+    (root / "outside.json").write_bytes((root / "proof" / "progress" / links[0]["receipt"]).read_bytes())
+    linked = root / "proof" / "progress" / "linked.json"
+    linked.symlink_to(root / "outside.json")
+    document = json.loads(original)
+    document["links"][0]["receipt"] = "linked.json"
+    progress.write_text(json.dumps(document))
+    capsys.readouterr()
+    assert main(verify) == 2
+    err = capsys.readouterr().err
+    assert "linked.json" in err and "outside" in err, err
+    linked.unlink()
+    progress.write_text(original)
     # another run's checkpoints under this chain: a registered link disagrees, the proof is rejected
     other = root / "other"
     assert main(["train", *SETTINGS, *QUIET, "--seed", "4", "--out", str(other / "model"), "--proof",

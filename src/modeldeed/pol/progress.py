@@ -40,10 +40,10 @@ from ..registry import (
     RegistryClient,
     VerifierKey,
     check_registration,
-    load_receipt,
     save_receipt,
 )
 from ..registry.client import RegistryError
+from ..registry.receipt import MAX_RECEIPT_BYTES
 from ..schema import Document, Hex64, NonNegative, Positive, load_document
 from ..training import Batch, Hook, TrainState
 from .commitment import checkpoint_leaf
@@ -221,7 +221,8 @@ def check_progress(
         if link.receipt is None:
             check.missing.append(number)
             continue
-        receipt: Receipt = load_receipt(_inside(folder, link.receipt, path))
+        receipt = load_document(Receipt, _inside(folder, link.receipt, path), within=proof_dir,
+                                max_bytes=MAX_RECEIPT_BYTES)  # fmt: skip
         result = check_registration(receipt, log_key, kind=PROGRESS_KIND, digest=digest,
                                     what=f"progress link {number} recomputed from the proof's checkpoints")  # fmt: skip
         if result.registration is None:
