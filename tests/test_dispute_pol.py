@@ -165,3 +165,22 @@ def test_claim_refuses_pol_receipts_of_someone_else(world, tmp_path, capsys):
     assert code == 2 and "not by your identity" in err
     code, _, err = run(["claim", world["model"], "--identity", root / "thief/id", "--out", tmp_path / "d"], capsys)
     assert code == 2 and "a claim needs evidence" in err
+
+
+def test_an_opened_proof_counts_like_the_full_one(world, tmp_path, capsys):
+    # the owner hands over only the intervals the log's beacon challenges (a claim holds at most 64 files)
+    root = world["root"]
+    owner = root / "owner"
+    args = ["pol", "open", owner / "proof", "--commitment", owner / "commitment.json", "--receipt",
+            owner / "commitment.receipt.json", "--log-key", world["pub"], "--out", tmp_path / "opened"]  # fmt: skip
+    assert run(args, capsys)[0] == 0
+    args = ["claim", world["model"], "--identity", owner / "id", "--pol-proof", tmp_path / "opened",
+            "--pol-statement", owner / "commit", "--pol-commitment", owner / "commitment.json",
+            "--out", tmp_path / "claim"]  # fmt: skip
+    assert run(args, capsys)[0] == 0
+    judge = ["dispute", world["model"], "--data", "digits", "--log-key", world["pub"], "--out", tmp_path / "j"]
+    code, out, _ = run([*judge, "--json", "--claim", tmp_path / "claim", "--registry", world["url"]], capsys)
+    j = json.loads(out)
+    item = j["claims"][0]["evidence"][0]
+    assert code == 0 and item["counts"] and item["summary"].startswith("proof of learning (opened)")
+    assert item["details"]["challenge"]["source"] == "registry-beacon"

@@ -92,10 +92,16 @@ def document_format(path: Path) -> str | None:
 def _known_documents(directory: Path) -> list[tuple[Path, str]]:
     """(path, format) of the known documents directly inside `directory` (regular *.json files only)."""
     found = []
+    names = []
     with os.scandir(directory) as entries:
-        names = sorted(e.name for e in entries if e.name.endswith(".json") and e.is_file(follow_symlinks=False))
-    if len(names) > MAX_SCANNED:
-        raise ModeldeedError(f"{directory}: holds more than {MAX_SCANNED} JSON files; name the artefact's file")
+        for entry in entries:
+            if entry.name.endswith(".json") and entry.is_file(follow_symlinks=False):
+                names.append(entry.name)
+                if len(names) > MAX_SCANNED:
+                    raise ModeldeedError(
+                        f"{directory}: holds more than {MAX_SCANNED} JSON files; name the artefact's file"
+                    )
+    names.sort()
     for name in names:
         fmt = document_format(directory / name)
         if fmt in FORMATS:
