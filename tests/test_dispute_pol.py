@@ -119,7 +119,7 @@ def test_the_statement_registered_first_wins_against_a_thief_who_retrained(world
     assert item["details"]["challenge"]["source"] == "registry-beacon"
     assert item["anchor"]["kind"] == "pol-statement" and item["anchor"]["index"] == owner_statement.index
     assert {r["kind"] for r in item["registrations"]} == {"pol-statement", "pol-commitment", "pol-progress"}
-    assert sum("existed by" in note for note in item["notes"]) == 3  # the progress chain, checked by the judge
+    assert sum("existed by" in note for note in item["notes"]) == 4  # the progress chain, checked by the judge
     # the thief's proof verifies on the stolen model, and does not count: his statement came after the model
     thief = j["claims"][0]["evidence"][0]
     assert thief["verified"] is True and thief["counts"] is False

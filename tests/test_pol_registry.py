@@ -154,22 +154,22 @@ def test_progress_chain_registered_while_training(env, capsys, tmp_path):
     train = ["train", *SETTINGS, *QUIET, "--seed", "3", "--out", str(root / "model"), "--proof", str(root / "proof")]
     capsys.readouterr()
     assert main([*train, "--register-every", "10", *reg]) == 0
-    assert "3 of 3 chain links registered" in capsys.readouterr().out  # 24 checkpoints: 10 + 10 + 4
+    assert "4 of 4 chain links registered" in capsys.readouterr().out  # 24 checkpoints: W_0, then 10 + 10 + 3
     links = json.loads((root / "proof" / "progress" / "progress.json").read_text())["links"]
-    assert [(link["first"], link["count"]) for link in links] == [(0, 10), (10, 10), (20, 4)]
+    assert [(link["first"], link["count"]) for link in links] == [(0, 1), (1, 10), (11, 10), (21, 3)]
     receipts = [load_receipt(root / "proof" / "progress" / link["receipt"]) for link in links]
-    assert [r.entry.kind for r in receipts] == ["pol-progress"] * 3
-    assert receipts[0].entry.index < receipts[1].entry.index < receipts[2].entry.index
+    assert [r.entry.kind for r in receipts] == ["pol-progress"] * 4
+    assert receipts[0].entry.index < receipts[1].entry.index < receipts[2].entry.index < receipts[3].entry.index
     verify = ["pol", "verify", str(root / "proof"), *QUIET, "--log-key", env["pub"], "--json"]
     assert main(verify) == 0
     notes = json.loads(capsys.readouterr().out)["notes"]
-    assert sum("existed by" in n and "progress link" in n for n in notes) == 3
+    assert sum("existed by" in n and "progress link" in n for n in notes) == 4
     # a hostile chain file: a receipt outside the proof, a link that claims checkpoints the proof lacks
     progress = root / "proof" / "progress" / "progress.json"
     original = progress.read_text()
     for edit, message in (
         (lambda d: d["links"][0].update(receipt="../../outside.json"), "is not a file in"),
-        (lambda d: d["links"][2].update(count=99), "do not follow on"),
+        (lambda d: d["links"][3].update(count=99), "do not follow on"),
     ):
         document = json.loads(original)
         edit(document)
@@ -202,6 +202,6 @@ def test_progress_chain_registered_while_training(env, capsys, tmp_path):
     train = ["train", *SETTINGS, *QUIET, "--seed", "3", "--out", str(tmp_path / "m"), "--proof", str(tmp_path / "p")]
     assert main([*train, "--register-every", "12", *dead]) == 0
     out = capsys.readouterr().out
-    assert "0 of 2 chain links registered" in out and "NOT registered" in out
+    assert "0 of 3 chain links registered" in out and "NOT registered" in out
     assert main(["pol", "verify", str(tmp_path / "p"), *QUIET, "--log-key", env["pub"], "--json"]) == 0
     assert any("were not registered" in n for n in json.loads(capsys.readouterr().out)["notes"])

@@ -1,8 +1,9 @@
 """Training progress bound in time: a hash chain over the checkpoints, registered on the log as training goes.
 
 A proof commitment registered after training shows that the training was finished by then; it says nothing
-about when each part was done. With `train --proof DIR --register-every N --registry URL --identity ID`, every N
-checkpoints the recorder registers one link of a chain (kind `pol-progress`):
+about when each part was done. With `train --proof DIR --register-every N --registry URL --identity ID`, the
+recorder registers one link of a chain (kind `pol-progress`) for W_0 before the first step, then one every N
+checkpoints and one for the rest at the end:
 
     link_0 = SHA-256("modeldeed/pol-progress/v1" ‖ 0x00 ‖ start ‖ u64be(first) ‖ u64be(count) ‖ leaf_first ‖ ...)
     link_j = SHA-256("modeldeed/pol-progress/v1" ‖ 0x00 ‖ link_{j-1} ‖ u64be(first) ‖ u64be(count) ‖ leaves ...)
@@ -129,6 +130,7 @@ class ProgressRegistrar(Hook):
         self.directory.mkdir(parents=True, exist_ok=True)
         self._names = optimizer_parameter_names(state.model, state.optimizer)
         self._leaf(state)
+        self._register()  # link 0 is W_0 alone: the run's start, registered before its first step
 
     def on_step_end(self, state: TrainState, batch: Batch, loss: Any) -> None:
         if state.step % self.checkpoint_every == 0 or state.step == state.total_steps:
