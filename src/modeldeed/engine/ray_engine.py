@@ -58,6 +58,10 @@ def probe(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         raise ModeldeedError(f"Ray cluster at {address} is unreachable ({exc})") from None
 
 
+def one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
 class RayEngine:
     """Run each item as a Ray task of `fn` (1 CPU, `gpus` GPUs each) and return the results in order."""
 
@@ -69,22 +73,26 @@ class RayEngine:
         self._ray = ray
         self._owned = False
         self.address = address
+        remote = address not in ("local", "auto")
+        if remote:
+            probe(address)
         if ray.is_initialized():
-            log.info("ray engine: using the Ray instance this process is already connected to")
+            here = ray.get_runtime_context().gcs_address
+            if remote and not address.startswith("ray://") and host_port(address) != host_port(here):
+                raise ModeldeedError(f"this process is already connected to the Ray cluster at {here}, not {address}")
+            log.info("ray engine: using the Ray instance this process is already connected to (%s)", here)
             return
         quiet: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
         if address == "local":
             ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
             self._owned = True
             return
-        if address != "auto":
-            probe(address)
-        elif num_cpus is not None:
+        if num_cpus is not None:
             raise ModeldeedError("num_cpus is for a local Ray instance; a cluster has its own")
         try:
             ray.init(address=address, **quiet)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
-            raise ModeldeedError(f"cannot join the Ray cluster at {address}: {exc}") from None
+            raise ModeldeedError(f"cannot join the Ray cluster at {address}: {one_line(exc)}") from None
         self._owned = True  # ray.shutdown() disconnects this driver; the cluster itself keeps running
 
     def map(self, fn: Callable[[T], R], items: Sequence[T], *, gpus: float = 0.0) -> list[R]:
