@@ -32,6 +32,7 @@ from ..files import sha256_regular_file
 from .context import IntervalResult, VerificationContext
 from .intervals import IntervalInfo
 from .proof import MAX_PROOF_BYTES, PROOF_FILE
+from .source import FullSource
 
 __all__ = ["DatasetRef", "ReplayTask", "proof_file_digest", "replay_on_engine", "replay_task"]
 
@@ -61,6 +62,7 @@ class ReplayTask:
     index: int
     why: tuple[str, ...]
     known_update: Mapping[str, float] | None  # the interval's update the integrity pass measured, if any
+    end_digests: tuple[str, str] | None = None  # the end checkpoint's (D_model, D_other) the integrity pass took
 
 
 def proof_file_of(directory: Path, opened: bool) -> Path:
@@ -94,6 +96,7 @@ def replay_on_engine(ctx: VerificationContext, chosen: Mapping[int, tuple[str, .
     if ctx.data_ref is None:
         raise ModeldeedError("replaying on a distributed engine needs the dataset by name (data_ref)")
     known = {i.index: dict(i.update) for i in ctx.intervals}
+    full = isinstance(ctx.source, FullSource)
     digest = proof_file_digest(ctx.directory, ctx.source.opened)
     tasks = [
         ReplayTask(
@@ -110,6 +113,7 @@ def replay_on_engine(ctx: VerificationContext, chosen: Mapping[int, tuple[str, .
             index=index,
             why=why,
             known_update=known.get(index),
+            end_digests=digests_hex(ctx.source, index + 1) if full else None,
         )
         for index, why in chosen.items()
     ]
@@ -121,6 +125,31 @@ def replay_on_engine(ctx: VerificationContext, chosen: Mapping[int, tuple[str, .
             raise FormatError(answer["format_error"])
         outcomes.append(answer["problem"] if "problem" in answer else interval_from_plain(answer["interval"]))
     return outcomes
+
+
+def digests_hex(source: FullSource, index: int) -> tuple[str, str] | None:
+    """The digests the integrity pass took of checkpoint `index` (None if it took none)."""
+    if index >= len(source.digests):
+        return None
+    model, other = source.digests[index]
+    return model.hex(), other.hex()
+
+
+class WorkerSource(FullSource):
+    """A full proof on a worker, which knows the end checkpoint's digests from the driver's integrity pass.
+
+    They are the digests of the hash-checked file that this very proof.json lists (the worker has checked that
+    its proof.json is the driver's), so an exact replay is compared with them without decoding the end again.
+    """
+
+    def __init__(self, directory: Path, proof, known: dict[int, tuple[bytes, bytes]]) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(directory, proof)
+        self.known = known
+
+    def digests_of(self, index: int) -> tuple[bytes, bytes]:
+        if index in self.known:
+            return self.known[index]
+        return super().digests_of(index)
 
 
 def interval_from_plain(doc: Mapping[str, Any]) -> IntervalResult:
@@ -135,6 +164,11 @@ def worker_dataset(ref: DatasetRef):  # type: ignore[no-untyped-def]
     return load_dataset(ref.name, ref.data_dir).train
 
 
+# The proof a worker replayed last, read and hash-checked, with its model: the next task of the same proof file
+# (same SHA-256, checked again per task) reuses its decoded checkpoints, as the serial verifier reuses its store.
+_LAST_PROOF: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+
+
 def replay_task(task: ReplayTask) -> dict[str, Any]:
     """Run on a worker: re-read the proof, replay one interval, return its result as plain values.
 
@@ -145,7 +179,6 @@ def replay_task(task: ReplayTask) -> dict[str, Any]:
     from .opened import load_opened
     from .policy import VerificationPolicy
     from .proof import load_proof
-    from .source import FullSource
 
     torch.set_num_threads(task.threads)
     directory = Path(task.directory)
@@ -157,19 +190,33 @@ def replay_task(task: ReplayTask) -> dict[str, Any]:
                 "differs on this worker from the file the verifier checked (a proof directory that is not shared "
                 "or was changed during verification)",
             )
-        if task.opened:
-            source, proof_id = load_opened(directory)
+        key = (task.directory, task.opened, task.proof_file_sha256, task.proof_id, task.trust_code, task.device)
+        cached = _LAST_PROOF.get(key)
+        if cached is None:
+            _LAST_PROOF.clear()
+            if task.opened:
+                source, proof_id = load_opened(directory)
+            else:
+                proof, proof_id = load_proof(directory)
+                source = WorkerSource(directory, proof, {})
+            if proof_id != task.proof_id:
+                raise file_error(FormatError, proof_file_of(directory, task.opened), "has another proof id here")
         else:
-            proof, proof_id = load_proof(directory)
-            source = FullSource(directory, proof)
-        if proof_id != task.proof_id:
-            raise file_error(FormatError, proof_file_of(directory, task.opened), "has another proof id on this worker")
+            source, model = cached
+        if isinstance(source, WorkerSource):
+            ends = task.end_digests
+            source.known = {} if ends is None else {task.index + 1: (bytes.fromhex(ends[0]), bytes.fromhex(ends[1]))}
         policy = VerificationPolicy(**task.settings)
         device = "cuda" if task.device.startswith("cuda") else task.device  # Ray hands the task its own GPU
         data = worker_dataset(task.dataset)
-        ctx = VerificationContext(directory, source, proof_id, data, policy, device, task.trust_code)
+        ctx = VerificationContext(directory, source, task.proof_id, data, policy, device, task.trust_code)
         ctx.exact = task.exact
-        prepare_model(ctx)
+        if cached is None:
+            prepare_model(ctx)
+            assert ctx.model is not None
+            _LAST_PROOF[key] = (source, ctx.model)
+        else:
+            ctx.model = model
         if task.known_update is not None:
             steps = source.checkpoint_steps
             per_epoch = source.header.config.steps_per_epoch(source.header.dataset.size)
