@@ -40,7 +40,12 @@ def cluster():
     """The GCS address of a local Ray instance with 2 worker CPUs, this process its driver."""
     ray = require_ray()
     ray.init(
-        num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False
+        num_cpus=2,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        _system_config={"worker_niceness": 0},  # as the engine's own local instance (engine.ray_engine)
+        log_to_driver=False,
+        configure_logging=False,
     )
     try:
         yield ray.get_runtime_context().gcs_address

@@ -16,7 +16,7 @@ def add_engine_options(parser: argparse.ArgumentParser, what: str) -> None:
         "--engine",
         choices=ENGINE_NAMES,
         default="local",
-        help=f"local: {what} one after another in this process (default); ray: one Ray task each "
+        help=f"local: run {what} one after another in this process (default); ray: one Ray task each "
         "(pip install 'modeldeed[ray]')",
     )
     g.add_argument(
