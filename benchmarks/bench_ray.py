@@ -6,7 +6,9 @@ alternating order over --repeats rounds in one process. Both verdicts must be eq
 per-interval distances bit for bit). Reported: medians, the speed-up serial / ray, one interval's replay time
 (serial verify with N intervals minus the same verify without the replay check, over N) and Ray's per-task
 overhead: an empty task's round trip, and the fixed cost of a replay task (re-reading and hashing the proof,
-building the model) measured on the workers.
+building the model) measured on the workers. CPU seconds are this process's plus, for Ray, those each replay task
+took on its worker: on a shared machine whose scheduler shares CPU between sessions (Linux autogroup), the
+workers of one command get one session's share, and the CPU column says what the wall clock cannot.
 
     python benchmarks/bench_ray.py --counts 4,8,16 --k 20 --epochs 8 --repeats 3
 """
@@ -25,9 +27,11 @@ import torch
 from modeldeed.data import load_dataset
 from modeldeed.engine.ray_engine import RayEngine
 from modeldeed.models import build_model, spec_for_data
-from modeldeed.pol import VerificationPolicy, record_training, verify_proof
+from modeldeed.pol import VerificationPolicy, distributed, record_training, verify_proof
 from modeldeed.pol.distributed import DatasetRef
 from modeldeed.training import TrainConfig
+
+original_replay_task = distributed.replay_task
 
 
 def empty(item: int) -> int:
@@ -46,6 +50,34 @@ def timed(function, *args, **kwargs):  # type: ignore[no-untyped-def]
     started = time.perf_counter()
     value = function(*args, **kwargs)
     return time.perf_counter() - started, value
+
+
+WORKER_CPU: list[float] = []  # CPU seconds of each replay task, measured on its worker
+
+
+def measured_replay_task(task):  # type: ignore[no-untyped-def]
+    """distributed.replay_task, also returning the CPU seconds it took on the worker (pickled by value from here)."""
+    started = time.process_time()
+    answer = original_replay_task(task)
+    answer["cpu_s"] = time.process_time() - started
+    return answer
+
+
+def collecting_map(engine_map):  # type: ignore[no-untyped-def]
+    def map_(fn, items, gpus=0.0):  # type: ignore[no-untyped-def]
+        answers = engine_map(fn, items, gpus=gpus)
+        WORKER_CPU.extend(a.pop("cpu_s") for a in answers if isinstance(a, dict) and "cpu_s" in a)
+        return answers
+
+    return map_
+
+
+def cpu_timed(function, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """Wall seconds, and CPU seconds of this process plus those its replay tasks took on the workers."""
+    WORKER_CPU.clear()
+    cpu = time.process_time()
+    wall, value = timed(function, *args, **kwargs)
+    return wall, time.process_time() - cpu + sum(WORKER_CPU), value
 
 
 def main() -> int:
@@ -81,6 +113,8 @@ def main() -> int:
         if max(counts) > intervals:
             raise SystemExit(f"the proof has {intervals} intervals, fewer than {max(counts)}")
         started, engine = timed(RayEngine, "local", num_cpus=args.workers)
+        distributed.replay_task = measured_replay_task  # the verifier looks it up in its module at each map
+        engine.map = collecting_map(engine.map)  # type: ignore[method-assign]
         with engine:
             warm, _ = timed(engine.map, empty, list(range(args.workers)))
             ref = DatasetRef("digits")
@@ -94,6 +128,7 @@ def main() -> int:
             )
             times: dict[str, list[float]] = {"base": [], "empty": []}
             times.update({f"{kind}{n}": [] for n in counts for kind in ("serial", "ray")})
+            cpu: dict[str, list[float]] = {f"{kind}{n}": [] for n in counts for kind in ("serial", "ray")}
             for round_ in range(args.repeats):
                 order = counts if round_ % 2 == 0 else list(reversed(counts))
                 times["base"].append(timed(verify_proof, proof, data, base)[0])
@@ -103,10 +138,11 @@ def main() -> int:
                     verdicts = {}
                     for kind in kinds:
                         chosen = engine if kind == "ray" else None
-                        seconds, verdicts[kind] = timed(
+                        seconds, cpu_s, verdicts[kind] = cpu_timed(
                             verify_proof, proof, data, policies[n], engine=chosen, data_ref=ref
                         )
                         times[f"{kind}{n}"].append(seconds)
+                        cpu[f"{kind}{n}"].append(cpu_s)
                     a, b = verdicts["serial"], verdicts["ray"]
                     assert a.accepted and a == b and len(a.intervals) == n, (a.reasons, b.reasons)
             fixed = worker_fixed_cost(engine, proof, ref, args.workers)
@@ -118,16 +154,21 @@ def main() -> int:
     print(f"one interval's replay ({args.k} steps), serial: {per_interval * 1000:.1f} ms")
     print(
         f"empty Ray task round trip: {median['empty'] * 1000:.2f} ms = {median['empty'] / per_interval:.4f} of one "
-        f"interval's replay; a replay task's fixed cost on a worker (re-read + hash proof.json, load, build the "
-        f"model): {fixed * 1000:.1f} ms = {fixed / per_interval:.3f} of one interval's replay"
+        f"interval's replay; a replay task's fixed cost on a worker that has not read the proof yet (hash + load proof.json, build "
+        f"the model): {fixed * 1000:.1f} ms = {fixed / per_interval:.3f} of one interval's replay"
     )
-    print("| challenged intervals | serial verify s | ray verify s | speed-up serial / ray | per-round speed-ups |")
-    print("| ---: | ---: | ---: | ---: | --- |")
+    print(
+        "| challenged intervals | serial verify s | ray verify s | speed-up serial / ray | per-round speed-ups | "
+        "CPU s serial | CPU s ray (driver + workers) | CPU ray / serial |"
+    )
+    print("| ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
     for n in counts:
         ratios = [s / r for s, r in zip(times[f"serial{n}"], times[f"ray{n}"])]
+        cs, cr = statistics.median(cpu[f"serial{n}"]), statistics.median(cpu[f"ray{n}"])
         print(
             f"| {n} | {median[f'serial{n}']:.2f} | {median[f'ray{n}']:.2f} | "
-            f"{median[f'serial{n}'] / median[f'ray{n}']:.2f} | {', '.join(f'{x:.2f}' for x in ratios)} |"
+            f"{median[f'serial{n}'] / median[f'ray{n}']:.2f} | {', '.join(f'{x:.2f}' for x in ratios)} | "
+            f"{cs:.2f} | {cr:.2f} | {cr / cs:.2f} |"
         )
     return 0
 

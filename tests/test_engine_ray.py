@@ -105,6 +105,16 @@ def test_a_bad_or_unreachable_address_is_exit_2(proofs, capsys, address, message
     assert message in capsys.readouterr().err
 
 
+def test_a_driver_connected_to_one_cluster_is_not_silently_sent_to_another(cluster, proofs, capsys):
+    with socket.socket() as other:  # something listens there, but this process is connected to `cluster`
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        address = f"127.0.0.1:{other.getsockname()[1]}"
+        argv = ["pol", "verify", str(proofs / "honest"), "--engine", "ray", "--address", address, *QUIET]
+        assert main(argv) == 2
+    assert f"already connected to the Ray cluster at {cluster}, not {address}" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("proof", "extra", "accepted"),
