@@ -154,8 +154,8 @@ def main() -> int:
     print(f"one interval's replay ({args.k} steps), serial: {per_interval * 1000:.1f} ms")
     print(
         f"empty Ray task round trip: {median['empty'] * 1000:.2f} ms = {median['empty'] / per_interval:.4f} of one "
-        f"interval's replay; a replay task's fixed cost on a worker that has not read the proof yet (hash + load proof.json, build "
-        f"the model): {fixed * 1000:.1f} ms = {fixed / per_interval:.3f} of one interval's replay"
+        f"interval's replay; a replay task's fixed cost on a worker that has not read the proof yet (hash + load "
+        f"proof.json, build the model): {fixed * 1000:.1f} ms = {fixed / per_interval:.3f} of one interval's replay"
     )
     print(
         "| challenged intervals | serial verify s | ray verify s | speed-up serial / ray | per-round speed-ups | "
