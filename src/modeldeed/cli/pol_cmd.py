@@ -215,6 +215,7 @@ def run_verify(args: argparse.Namespace) -> int:
     from ..models import load_model, state_tensors
     from ..pol import VerificationPolicy, load_calibration, verify_proof
     from ..pol.distances import METRICS
+    from ..pol.distributed import DatasetRef
     from ..pol.policy import DEFAULT_DELTA, DEFAULT_MAX_BUFFER_ERROR, DEFAULT_MAX_RELATIVE_ERROR
 
     apply_runtime(args)
@@ -260,8 +261,6 @@ def run_verify(args: argparse.Namespace) -> int:
     )
     if hardening is not None:
         policy = hardening.policy(policy)
-    from ..pol.distributed import DatasetRef
-
     name = proof_dataset_name(args)
     data = load_dataset(name, args.data_dir).train
     with engine_from_args(args) as engine:

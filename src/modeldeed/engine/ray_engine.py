@@ -58,6 +58,10 @@ def probe(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         raise ModeldeedError(f"Ray cluster at {address} is unreachable ({exc})") from None
 
 
+def name_of(fn: Callable[..., Any]) -> str:
+    return repr(getattr(fn, "__name__", fn))
+
+
 def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300]
 
@@ -115,7 +119,9 @@ class RayEngine:
             cause = exc.cause if isinstance(exc.cause, Exception) else None
             if isinstance(cause, (FormatError, ModeldeedError)):
                 raise type(cause)(str(cause)) from None
-            raise ModeldeedError(f"a Ray task of {getattr(fn, '__name__', fn)!r} failed: {cause or exc}") from None
+            raise ModeldeedError(f"a Ray task of {name_of(fn)} failed: {one_line(cause or exc)}") from None
+        except ray.exceptions.RayError as exc:  # a worker or node died, an object was lost: no result to report
+            raise ModeldeedError(f"Ray could not run the tasks of {name_of(fn)}: {one_line(exc)}") from None
 
     def close(self) -> None:
         if self._owned and self._ray.is_initialized():
