@@ -1,6 +1,6 @@
 """`pol verify --engine ray` and `attack suite --engine ray` against the serial run, on a local 2-worker Ray.
 
-One Ray instance (127.0.0.1, 2 CPUs, no dashboard) is started for the module and shut down after it. Ray is an
+One Ray instance (2 CPUs, no dashboard) is started for the module and shut down after it. Ray is an
 optional extra that `make install` installs: without it these tests skip on a developer's machine and fail in CI.
 """
 
