@@ -2,14 +2,15 @@
 
 What is trusted: Ray moves task descriptions and results between the driver and the workers with pickle.
 That channel joins processes the user runs on a cluster the user controls (Ray's token authentication is on
-by default since 2.5x); it is the user's own machinery, like the Python interpreter. Nothing read from a
+by default in the pinned 2.60); it is the user's own machinery, like the Python interpreter. Nothing read from a
 proof, a model file or any other input ever travels through it: tasks carry paths and numbers, workers re-read
 the files with modeldeed's bounded readers, and results are floats, booleans and strings.
 
 Addresses: `local` starts a Ray instance in this process (no dashboard; it asks for 127.0.0.1, but Ray 2.60's
-servers still listen on every interface, guarded by Ray's token authentication) and stops it on close; `auto` joins the cluster started on this machine by `ray start`; `HOST:PORT` joins a cluster's head
-(GCS port); `ray://HOST:PORT` goes through a Ray client server. A driver already connected to Ray (ray.init
-called by the program that uses modeldeed as a library) is used as it is and left running.
+servers still listen on every interface, guarded by Ray's token authentication) and stops it on close; `auto`
+joins the cluster started on this machine by `ray start`; `HOST:PORT` joins a cluster's head (GCS port);
+`ray://HOST:PORT` goes through a Ray client server. A driver already connected to Ray (ray.init called by the
+program that uses modeldeed as a library) is used as it is and left running.
 """
 
 from __future__ import annotations
