@@ -206,3 +206,12 @@ def test_attack_suite_on_ray_gives_the_serial_results(cluster, tmp_path, capsys)
         results[engine] = [{k: v for k, v in r.items() if k != "wall_seconds"} for r in printed]
     assert [r["label"] for r in results["local"]] == ["ftll", "prune-0.9", "quantize-2bit", "noise-0.3"]
     assert results["ray"] == results["local"]
+
+
+def test_a_dataset_named_by_a_relative_path_reaches_workers_as_an_absolute_one(tmp_path, monkeypatch):
+    from modeldeed.pol.distributed import DatasetRef
+
+    monkeypatch.chdir(tmp_path)
+    ref = DatasetRef.of("memmap:runs/data", "files")
+    assert ref == DatasetRef(f"memmap:{tmp_path}/runs/data", str(tmp_path / "files"))
+    assert DatasetRef.of("digits") == DatasetRef("digits", None)

@@ -272,7 +272,7 @@ def run_verify(args: argparse.Namespace) -> int:
             trust_code=args.trust_model_code,
             progress=not args.no_progress,
             engine=engine,
-            data_ref=DatasetRef(name, args.data_dir),
+            data_ref=DatasetRef.of(name, args.data_dir),
         )
     if args.json:
         print_json(verdict.to_json())

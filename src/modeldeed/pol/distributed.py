@@ -37,12 +37,23 @@ from .source import FullSource
 __all__ = ["DatasetRef", "ReplayTask", "proof_file_digest", "replay_on_engine", "replay_task"]
 
 
+PATH_DATASETS = ("folder:", "npz:", "memmap:")  # dataset names that carry a path
+
+
 @dataclass(frozen=True)
 class DatasetRef:
     """The verifier's dataset by name (`data.load_dataset`): what a worker loads its own copy from."""
 
     name: str
     data_dir: str | None = None
+
+    @classmethod
+    def of(cls, name: str, data_dir: str | None = None) -> DatasetRef:
+        """The name and folder with every path made absolute (a worker's working directory is not the driver's)."""
+        for prefix in PATH_DATASETS:
+            if name.startswith(prefix):
+                name = prefix + str(Path(name.removeprefix(prefix)).resolve())
+        return cls(name, None if data_dir is None else str(Path(data_dir).resolve()))
 
 
 @dataclass(frozen=True)
