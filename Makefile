@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH) \
 	  || $(BIN)/python -m pip install --quiet $(TORCH) --index-url $(TORCH_FALLBACK_INDEX)
-	$(BIN)/python -m pip install --quiet -e '.[dev,report,registry]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,report,registry,ray]'
 	touch $(STAMP)
 
 test: install

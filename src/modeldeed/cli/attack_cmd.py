@@ -55,6 +55,7 @@ from .common import (
     load_data,
     print_json,
 )
+from .engine_options import add_engine_options, engine_from_args
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--only", metavar="A,B", help="run only these labels or attack names (e.g. ftal,prune,distill)")
     p.add_argument("--epochs", type=int, help="epochs of every training attack (default: the owner's, per the paper)")
     p.add_argument("--save-models", action="store_true", help="also save every attacked model under OUT/LABEL/")
+    add_engine_options(p, "the attacks")
     p.set_defaults(handler=run_suite_command)
 
     pol_spoof_cmd.register(sub)
@@ -336,13 +338,8 @@ def describe(result: AttackResult, label: str | None = None) -> str:
     )
 
 
-def run_suite_command(args: argparse.Namespace) -> int:
-    from ..attacks.planning import describe_duration, estimate_seconds, measure_epoch_seconds, suite_plan
-    from ..experiments.notes import collected_warnings
-    from .progress import ProgressPrinter
-
-    args.tuning = False
-    model, info, data, verifier = _load(args)
+def suite_entries(args: argparse.Namespace, info: ModelInfo) -> list[SuiteEntry]:
+    """The suite's entries as the options choose them (the same on every engine: each attack seeds itself)."""
     owner = training_config(info) or CLI_TRAINING
     entries: list[SuiteEntry] = default_suite(
         owner,
@@ -354,9 +351,27 @@ def run_suite_command(args: argparse.Namespace) -> int:
     )
     if args.only:
         entries = select(entries, [n.strip() for n in args.only.split(",") if n.strip()])
+    return entries
+
+
+def run_suite_command(args: argparse.Namespace) -> int:
+    from ..attacks.planning import describe_duration, estimate_seconds, measure_epoch_seconds, suite_plan
+    from ..experiments.notes import collected_warnings
+    from .progress import ProgressPrinter
+
+    args.tuning = False
+    model, info, data, verifier = _load(args)
+    owner = training_config(info) or CLI_TRAINING
+    entries = suite_entries(args, info)
     target = load_dataset(args.target, args.target_dir) if args.target else None
     out = Path(args.out)
     runnable = [e for e in entries if target is not None or not e.target]
+    if args.engine != "local":
+        from .attack_tasks import run_suite_on_engine
+
+        with engine_from_args(args) as engine:
+            doc, notes = run_suite_on_engine(args, engine, [e.label for e in runnable])
+        return finish_suite(args, out, doc, notes)
     seconds = estimate_seconds(suite_plan(runnable), measure_epoch_seconds(model, data.train, owner))
     if seconds > LONG_RUN_SECONDS:
         print(
@@ -385,15 +400,18 @@ def run_suite_command(args: argparse.Namespace) -> int:
             on_result=saved,
             on_progress=printer,
         )
-    doc = [r.to_json() for r in results]
+    return finish_suite(args, out, [r.to_json() for r in results], notes)
+
+
+def finish_suite(args: argparse.Namespace, out: Path, doc: list[dict[str, Any]], notes: list[str]) -> int:
+    """Write OUT/results.json, print the summary; exit 1 if any attack removed the watermark."""
     write_json_atomic(out / SUITE_FILE, doc)
-    removed = [r.label for r in results if r.result.watermark_removed]
+    removed = [r["label"] for r in doc if r["watermark_removed"]]
     if args.json:
         print_json(doc)
     else:
         print(
-            f"{len(results)} attacks; watermark removed by: {', '.join(removed) or 'none'}; "
-            f"results in {out / SUITE_FILE}"
+            f"{len(doc)} attacks; watermark removed by: {', '.join(removed) or 'none'}; results in {out / SUITE_FILE}"
         )
         for note in dict.fromkeys(notes):
             print(f"note from the attacks ({notes.count(note)}x): {note}")

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import ModeldeedError
 from . import pol_transport_cmd
 from .common import add_data_options, add_runtime_options, add_trust_option, apply_runtime, print_json
+from .engine_options import add_engine_options, engine_from_args
 from .pol_hardened_cmd import add_hardened_options, hardening_from_args, register_commit
 
 CHECK_NAMES = ("schedule", "data", "initialisation", "replay")
@@ -111,6 +112,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     v.add_argument("--json", action="store_true", help="print the verdict as one JSON object")
     add_hardened_options(v)
     add_runtime_options(v)
+    add_engine_options(v, "the replays of the chosen intervals")
     v.set_defaults(handler=run_verify)
 
     c = sub.add_parser(
@@ -164,6 +166,12 @@ def register(commands: argparse._SubParsersAction) -> None:
 def proof_training_data(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The training split of --data, or of the dataset the proof (or opened proof) names when --data is not given."""
     from ..data import load_dataset
+
+    return load_dataset(proof_dataset_name(args), args.data_dir).train
+
+
+def proof_dataset_name(args: argparse.Namespace) -> str:
+    """--data, or the name of the dataset the proof (or opened proof) names when --data is not given."""
     from ..files import read_json_object
     from ..pol.opened import OPENED_FILE
     from ..pol.proof import MAX_PROOF_BYTES, PROOF_FILE
@@ -181,7 +189,7 @@ def proof_training_data(args: argparse.Namespace):  # type: ignore[no-untyped-de
         name = dataset.get("name") if isinstance(dataset, dict) else None
         if not isinstance(name, str):
             raise ModeldeedError(f"{file}: names no dataset (pass --data to name it)")
-    return load_dataset(name, args.data_dir).train
+    return name
 
 
 def parse_deltas(items: list[str]) -> dict[str, float]:
@@ -203,9 +211,11 @@ def parse_deltas(items: list[str]) -> dict[str, float]:
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    from ..data import load_dataset
     from ..models import load_model, state_tensors
     from ..pol import VerificationPolicy, load_calibration, verify_proof
     from ..pol.distances import METRICS
+    from ..pol.distributed import DatasetRef
     from ..pol.policy import DEFAULT_DELTA, DEFAULT_MAX_BUFFER_ERROR, DEFAULT_MAX_RELATIVE_ERROR
 
     apply_runtime(args)
@@ -252,10 +262,19 @@ def run_verify(args: argparse.Namespace) -> int:
     if hardening is not None:
         policy = hardening.policy(policy)
     progress = progress_file(args)
-    data = proof_training_data(args)
-    verdict = verify_proof(
-        args.proof, data, policy, device=args.device, trust_code=args.trust_model_code, progress=not args.no_progress
-    )
+    name = proof_dataset_name(args)
+    data = load_dataset(name, args.data_dir).train
+    with engine_from_args(args) as engine:
+        verdict = verify_proof(
+            args.proof,
+            data,
+            policy,
+            device=args.device,
+            trust_code=args.trust_model_code,
+            progress=not args.no_progress,
+            engine=engine,
+            data_ref=DatasetRef.of(name, args.data_dir),
+        )
     if progress is not None:
         verdict = with_progress(verdict, args)
     if args.json:

@@ -271,28 +271,48 @@ def mode_of(ctx: VerificationContext) -> str:
 
 
 def check_replay(ctx: VerificationContext) -> CheckResult:
-    """Replay the selected intervals; each must reproduce the stored next checkpoint (see `pol.compare`)."""
+    """Replay the selected intervals; each must reproduce the stored next checkpoint (see `pol.compare`).
+
+    On a distributed engine (`ctx.engine`) each interval is one task (`pol.distributed`); the outcomes are the same.
+    """
     chosen = selection(ctx)
     problems = []
+    if ctx.engine is not None and ctx.engine.distributed:
+        from .distributed import replay_on_engine
+
+        outcomes = replay_on_engine(ctx, chosen)
+    else:
+        outcomes = replay_here(ctx, chosen)
+    for (index, why), outcome in zip(chosen.items(), outcomes):
+        if isinstance(outcome, str):
+            problems.append(outcome)
+        else:
+            ctx.interval_results.append(outcome)
+            problems.extend(f"{span(ctx, index, why)}: {p}" for p in outcome.problems)
+    if not chosen:
+        problems.append("no interval was selected for replay")
+    return result("replay", listed(problems, "problems"))
+
+
+def replay_here(ctx: VerificationContext, chosen: Mapping[int, tuple[str, ...]]) -> list[IntervalResult | str]:
+    """The chosen intervals replayed in this process, in order, with a progress bar."""
+    outcomes: list[IntervalResult | str] = []
     bar = progress_bar(len(chosen), "replay", ctx.progress)
     try:
         for number, (index, why) in enumerate(chosen.items(), start=1):
             if bar is not None:
                 bar.set_postfix_str(f"interval {index} ({number} of {len(chosen)})", refresh=False)
-            outcome = replay_interval(ctx, index, why)
-            if isinstance(outcome, str):
-                problems.append(outcome)
-            else:
-                ctx.interval_results.append(outcome)
-                problems.extend(f"{span(ctx, index, why)}: {p}" for p in outcome.problems)
+            try:
+                outcomes.append(replay_interval(ctx, index, why))
+            except FormatError:
+                ctx.interval_results.extend(o for o in outcomes if isinstance(o, IntervalResult))
+                raise
             if bar is not None:
                 bar.update(1)
     finally:
         if bar is not None:
             bar.close()
-    if not chosen:
-        problems.append("no interval was selected for replay")
-    return result("replay", listed(problems, "problems"))
+    return outcomes
 
 
 def span(ctx: VerificationContext, index: int, why: tuple[str, ...] = ()) -> str:

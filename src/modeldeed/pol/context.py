@@ -18,8 +18,10 @@ from .initialisation import LayerTest
 from .intervals import IntervalInfo
 
 if TYPE_CHECKING:
+    from ..engine import Engine
     from .challenge import Challenge
     from .commitment import ProofCommitment
+    from .distributed import DatasetRef
     from .policy import VerificationPolicy
     from .source import ProofSource
 
@@ -127,6 +129,8 @@ class VerificationContext:
     environment_differences: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what the verdict says besides failures
     initial: dict[str, torch.Tensor] | None = None  # W_0's state as the seed makes it (built once, when needed)
+    engine: Engine | None = None  # where replays run (`modeldeed.engine`); None: here, one after another
+    data_ref: DatasetRef | None = None  # the dataset by name, for workers of a distributed engine
 
     @property
     def header(self):  # type: ignore[no-untyped-def]

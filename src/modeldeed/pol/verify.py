@@ -23,7 +23,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..data import Dataset
 from ..errors import FormatError, ModeldeedError
@@ -54,6 +54,10 @@ from .loop import BUILTIN_STEP
 from .policy import DEFAULT_DELTA, VerificationPolicy
 from .proof import PROOF_FILE, load_proof
 from .source import FullSource
+
+if TYPE_CHECKING:
+    from ..engine import Engine
+    from .distributed import DatasetRef
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +142,14 @@ def verify_proof(
     device: str = "cpu",
     trust_code: bool = False,
     progress: bool = False,
+    engine: Engine | None = None,
+    data_ref: DatasetRef | None = None,
 ) -> Verdict:
     """Run the policy's checks on the proof in `directory` (a proof, or an opened proof of `pol.opened`).
+
+    `engine` (`modeldeed.engine`) runs the replays: None or the local engine here, one after another; a
+    distributed one (Ray) one interval per task, where workers load the dataset named by `data_ref`
+    (`pol.distributed`). The verdict is the same.
 
     Problems with the proof give a rejecting Verdict; problems with the verifier's own inputs (no such
     directory, a dataset that is not the proof's kind at all, a user-code architecture without trust_code)
@@ -176,6 +186,7 @@ def verify_proof(
         )
     check_dataset_kind(directory, header.dataset, data)
     ctx = VerificationContext(directory, source, proof_id, data, policy, device, trust_code, progress)
+    ctx.engine, ctx.data_ref = engine, data_ref
     first = check_integrity if not opened else source.check_integrity  # type: ignore[attr-defined]
     results = [run_check(first, ctx)]
     if results[0].status == "passed":
