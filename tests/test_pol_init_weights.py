@@ -3,8 +3,10 @@ the hardened verifier checks W_0 against it (not against the seed) and says so; 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -159,3 +161,29 @@ def test_a_weights_file_must_fit_the_architecture(tiny, tmp_path):
         load_weights_file(model, spec, tmp_path / "big.safetensors")
     unchanged = build_model(spec, seed=SEED).state_dict()["features.0.weight"]
     assert torch.equal(model.state_dict()["features.0.weight"], unchanged)  # a refused file loads nothing
+
+
+def test_commit_train_and_verify_from_init_weights_on_the_cli(digits, tmp_path, capsys):
+    from modeldeed.cli import main
+
+    x = (digits.train.x[:80] * 255).round().to(torch.uint8).numpy()
+    np.savez(tmp_path / "tiny.npz", x=x, y=digits.train.y[:80].numpy())
+    settings = ["--data", f"npz:{tmp_path / 'tiny.npz'}", "--model", "cnn", "--model-args", '{"width": 8}']
+    settings += ["--epochs", "1", "--batch-size", "32", "--seed", "3"]
+    donor = build_model(spec_for_data("cnn", (1, 8, 8), 10, {"width": 8}), seed=42)
+    save_file({k: v.contiguous() for k, v in donor.state_dict().items()}, str(tmp_path / "init.safetensors"))
+    init = ["--init-weights", str(tmp_path / "init.safetensors")]
+    quiet = ["--threads", "1", "--no-progress"]
+    assert main(["pol", "commit", *settings, *init, "--checkpoint-every", "1", "--out", str(tmp_path / "c")]) == 0
+    assert "from initial weights" in capsys.readouterr().out
+    assert main(["pol", "commit", *settings, "--checkpoint-every", "1", "--out", str(tmp_path / "seeded")]) == 0
+    train = ["train", *settings, *quiet, *init, "--out", str(tmp_path / "m"), "--proof", str(tmp_path / "p")]
+    assert main([*train, "--checkpoint-every", "1", "--statement", str(tmp_path / "seeded")]) == 2
+    assert "the statement commits to W_0 from the seed" in capsys.readouterr().err
+    assert main([*train, "--checkpoint-every", "1", "--statement", str(tmp_path / "c")]) == 0
+    capsys.readouterr()
+    verify = ["pol", "verify", str(tmp_path / "p"), "--data", f"npz:{tmp_path / 'tiny.npz'}", "--hardened"]
+    assert main([*verify, "--statement", str(tmp_path / "c"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    digest = json.loads((tmp_path / "c" / "statement.json").read_text())["initialisation"]["weights"]
+    assert "ACCEPTED" in out and f"trained from committed initial weights {digest}" in out
