@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import shlex
+import threading
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -17,8 +18,10 @@ from modeldeed.errors import ModeldeedError
 from modeldeed.experiments import ExperimentSetting, run_experiment
 from modeldeed.experiments.demo import DemoSetting, run_demo
 from modeldeed.experiments.rundir import RunDirectory, default_run_directory
+from modeldeed.pol.commitment import load_commitment
 from modeldeed.pol.proof import load_proof
 from modeldeed.pol.statement import load_statement
+from modeldeed.registry import load_log_key, load_receipt, verify_receipt
 from modeldeed.report.render import build_report
 from modeldeed.report.verdict import demo_claims
 from modeldeed.watermark import load_verification_key
@@ -138,9 +141,24 @@ def test_evidence_names_the_files_beside_the_report(tiny_demo):
     assert evidence["keys"]["public"]["key_id"] == load_verification_key(run / "keys" / "public").key_id
     assert evidence["proof"]["proof_id"] == load_proof(run / "proof")[1]
     assert evidence["statement"]["statement_id"] == load_statement(run / "statement.json").id
-    assert evidence["registry"] == {"status": "not registered", "entries": []}
+    # registered on the demo's own loopback log, in an owner's order: keys and statement before training
+    registry = evidence["registry"]
+    entries = registry["entries"]
+    kinds = ["watermark-key", "watermark-key", "pol-statement", "pol-commitment", "model"]
+    assert [e["kind"] for e in entries] == kinds
+    assert [e["log_index"] for e in entries] == [0, 1, 2, 3, 4]
+    assert [e["registered_at"] for e in entries] == sorted(e["registered_at"] for e in entries)
+    log_key = load_log_key(run / registry["log_key"])
+    for e in entries:
+        receipt = load_receipt(run / e["receipt"])
+        assert verify_receipt(receipt, log_key).valid and receipt.entry.digest == e["digest"]
+    assert entries[2]["digest"] == evidence["statement"]["statement_id"]
+    assert entries[3]["digest"] == load_commitment(run / "commitment.json").id
+    assert not [t for t in threading.enumerate() if t.name == "local-registry"]  # nothing left running
+    assert results["proof"]["hardened"]["accepted"] is True
     text = " ".join(parse(run / "report.html").text)
-    for value in (evidence["model"]["sha256"], evidence["proof"]["proof_id"], results["machine"]["torch"]):
+    for value in (evidence["model"]["sha256"], evidence["proof"]["proof_id"], results["machine"]["torch"],
+                  entries[2]["registered_at"], entries[4]["receipt"], "pol-commitment"):  # fmt: skip
         assert value in text
 
 
@@ -263,6 +281,15 @@ def test_demo_seed_repeats_the_whole_run(tmp_path):
     )
     first = run_demo(tmp_path / "a", setting, progress=False)
     second = run_demo(tmp_path / "b", setting, progress=False)
+    # what the log adds differs by design: its clock, the owner's identity (from `secrets`), and the intervals
+    # the log's beacon draws for the hardened replay (one draw per registration, unknown before it)
+    for results in (first, second):
+        registry = results["evidence"]["registry"]
+        assert registry.pop("submitter") and all(e.pop("registered_at") for e in registry["entries"])
+        commands = results["evidence"]["commands"]
+        assert sum(c.pop("claim").startswith("registration of") for c in commands) == 5
+        hardened = results["proof"]["hardened"]
+        assert hardened.pop("replays") and hardened.pop("replayed_intervals") >= 1
     assert comparable(first) == comparable(second)
     assert first["evidence"]["demonstration_keys"] and first["evidence"]["key_seed"] == 3
     a, b = load_marking_key(tmp_path / "a" / "keys" / "private"), load_marking_key(tmp_path / "b" / "keys" / "private")

@@ -27,6 +27,7 @@ from ..progress import ProgressCallback, Tracker, Work
 from ..training import TrainConfig, accuracy, predict
 from .demo_attacks import DEMO_ATTACKS, DEMO_SWEEPS, demo_entries, sweep_entries
 from .demo_pol import SPOOF_METHODS, attach_statement, owner_statement, run_spoofs, verify_owner_proof
+from .demo_registry import REGISTRY_DIR, DemoRegistrar
 from .evidence import artefacts, commands, device_description
 from .notes import collected_warnings
 from .plan import SPOOF_EPOCHS
@@ -127,8 +128,14 @@ def run_demo(
     torch.set_num_threads(setting.threads)
     notes: list[str] = []
     try:
+        from ..registry.local import local_registry
+
         with collected_warnings(notes):
-            results = _run(directory.work, setting, progress, on_progress, notes)
+            started = time.perf_counter()
+            with local_registry(directory.work / REGISTRY_DIR) as local:  # stopped when the run ends, however
+                registrar = DemoRegistrar(directory.work, local)
+                registrar.seconds = time.perf_counter() - started
+                results = _run(directory.work, setting, progress, on_progress, notes, registrar)
         from ..report.demo import build_demo_report
 
         build_demo_report(results, directory.work / REPORT_FILE, run=final)
@@ -142,12 +149,21 @@ def run_demo(
 
 
 def _run(
-    run: Path, setting: DemoSetting, progress: bool, on_progress: ProgressCallback | None, notes: list[str]
+    run: Path,
+    setting: DemoSetting,
+    progress: bool,
+    on_progress: ProgressCallback | None,
+    notes: list[str],
+    registrar: DemoRegistrar,
 ) -> dict[str, Any]:
     from ..attacks import run_suite, watermark_verifier
-    from ..pol import record_training
+    from ..models.digest import model_digest
+    from ..pol import commit_proof, record_training, save_commitment
+    from ..pol.registration import Receipts
     from ..pol.statement import CarriedStatement
+    from ..registry import load_receipt
     from ..watermark import TriggerMixingHook, auto_triggers_per_batch, keygen, pkeygen, pverify, save_key_pair, verify
+    from ..watermark.registration import KEY_RECEIPT_FILE, key_digest
     from .watermark import digits_parity
 
     stages = Tracker("demo", demo_plan(setting), on_progress)
@@ -177,6 +193,11 @@ def _run(
             data.train.classes, data.train.input_shape, security_bits=setting.public_security_bits, seed=public_seed
         )
         save_key_pair(run / "keys" / "public", pmk, pvk)
+    for name, key in (("private", vk), ("public", pvk)):  # registered before the model exists
+        folder = f"keys/{name}"
+        registrar.register(
+            f"{name} watermark key", "watermark-key", key_digest(key), folder, f"{folder}/{KEY_RECEIPT_FILE}"
+        )
     hooks = [
         TriggerMixingHook.from_key(
             key,
@@ -187,6 +208,9 @@ def _run(
     ]
     statement, opening, triggers = owner_statement(
         data.train, hooks, config, spec, setting.checkpoint_every, (vk.key_id, pvk.key_id), key_seed
+    )
+    statement_receipt = registrar.register(  # before training starts
+        "training statement", "pol-statement", statement.id, "statement.json", "statement.receipt.json"
     )
 
     with stage("train with watermark + proof"):
@@ -222,6 +246,16 @@ def _run(
                 },
             ),
         )
+    started = time.perf_counter()
+    commitment, _ = commit_proof(run / "proof")
+    save_commitment(run / "commitment.json", commitment)
+    registrar.seconds += time.perf_counter() - started
+    commitment_receipt = registrar.register(
+        "proof commitment", "pol-commitment", commitment.id, "commitment.json", "commitment.receipt.json"
+    )
+    registrar.register("model", "model", model_digest(run / "model"), "model", "model.receipt.json")
+    seconds["registry"] = round(registrar.seconds, 2)
+    receipts = Receipts(registrar.local.log_key, load_receipt(commitment_receipt), load_receipt(statement_receipt))
     results["model"] = {
         "architecture": "cnn",
         "dataset": data.name,
@@ -240,7 +274,7 @@ def _run(
     }
 
     with stage("verify proof-of-learning"):
-        results["proof"] = verify_owner_proof(run / "proof", data.train, statement)
+        results["proof"] = verify_owner_proof(run / "proof", data.train, statement, receipts)
 
     with stage("watermark attacks"):
         verifier = watermark_verifier(mk, vk)
@@ -263,6 +297,7 @@ def _run(
     results["evidence"] = artefacts(
         run, private_key=vk, public_key=pvk, proof_id=recording.proof_id, statement=statement, key_seed=key_seed
     )
+    results["evidence"]["registry"] = registrar.evidence()
     results["evidence"]["commands"] = commands(results, setting.threads)
     results["notes"] = notes
     results["seconds"] = seconds

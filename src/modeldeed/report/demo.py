@@ -93,11 +93,21 @@ def evidence_section(page: Page, results: dict[str, Any], run: str | Path) -> No
     page.heading("Registration", level=3)
     if entries:
         page.table(
-            ["artefact", "digest", "log index", "registered at (UTC)", "receipt"],
+            ["artefact", "kind", "digest", "log index", "registered at (UTC)", "receipt"],
             [
-                [e.get("artefact"), e.get("digest"), e.get("log_index"), e.get("registered_at"), e.get("receipt")]
+                [e.get("artefact"), e.get("kind"), e.get("digest"), e.get("log_index"), e.get("registered_at"),
+                 e.get("receipt")]
                 for e in entries
             ],
+        )  # fmt: skip
+        page.paragraph(
+            f"Registered by submitter {registry.get('submitter', '–')} on the log {registry.get('log', '–')} (its "
+            f"public key: {registry.get('log_key', '–')}), in this order: the keys and the training statement "
+            "before training, the proof commitment and the model after it; the hardened verifier drew its "
+            "challenge from the log's beacon for the registered commitment. This log is the demo's own, run on "
+            "loopback for the length of the run: it shows the mechanism, and convinces no one else of the times. "
+            "A real owner registers on a log that others run and audit (docs/registry.md).",
+            css="note",
         )
     else:
         page.table(
