@@ -75,8 +75,8 @@ def world(tmp_path_factory):
         assert main([*stmt, *reg("copier")]) == 0
         commit = ["pol", "commit-proof", str(copier / "proof"), "--out", str(copier / "commitment.json")]
         assert main([*commit, *reg("copier")]) == 0
-        # the relabeller starts from the stolen weights (--init-weights) and trains with lr 1e-30 (no weight moves): an honest proof that
-        # ends in the disputed model, of training that proves nothing about where the weights came from
+        # the relabeller starts from the stolen weights (--init-weights) and trains with lr 1e-30 (no weight moves):
+        # an honest proof that ends in the disputed model, of training that proves nothing about the weights' origin
         relabel = root / "relabel"
         assert main(["registry", "keygen", "--out", str(relabel / "id")]) == 0
         from_stolen = [*SETTINGS, "--lr", "1e-30", "--init-weights", str(model / "model.safetensors")]
