@@ -179,12 +179,12 @@ def test_a_second_run_never_writes_over_the_first(tiny_demo, tmp_path, capsys):
     run, _ = tiny_demo
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     with pytest.raises(ModeldeedError, match="already holds files.*--force"):
-        run_demo(run, DemoSetting(epochs=2, attacks=(), sweeps=(), spoof_methods=()), progress=False)
-    assert main(["demo", "--out", str(run), "--epochs", "2", "--no-progress"]) == 2
+        run_demo(run, DemoSetting(epochs=2, attacks=(), sweeps=(), spoof_methods=(), zk=False), progress=False)
+    assert main(["demo", "--out", str(run), "--epochs", "2", "--no-progress", "--no-zk"]) == 2
     assert "--force" in capsys.readouterr().err
     # a forced run that fails (an unknown attack) leaves the earlier run as it was, and nothing half-written
     with pytest.raises(ModeldeedError, match="unknown suite attacks"):
-        run_demo(run, DemoSetting(epochs=2, attacks=("nonsense",)), force=True, progress=False)
+        run_demo(run, DemoSetting(epochs=2, attacks=("nonsense",), zk=False), force=True, progress=False)
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
     assert not [p for p in run.parent.iterdir() if p.name.startswith(".")]
     assert main(["watermark", "verify", str(run / "model"), "--key", str(run / "keys" / "private")]) == 0
@@ -277,7 +277,7 @@ def test_demo_seed_repeats_the_whole_run(tmp_path):
     from modeldeed.watermark import load_marking_key
 
     setting = DemoSetting(
-        epochs=2, seed=3, key_seed=3, attacks=("prune-0.6",), sweeps=(), spoof_methods=("infinitesimal",)
+        epochs=2, seed=3, key_seed=3, attacks=("prune-0.6",), sweeps=(), spoof_methods=("infinitesimal",), zk=False
     )
     first = run_demo(tmp_path / "a", setting, progress=False)
     second = run_demo(tmp_path / "b", setting, progress=False)
@@ -295,3 +295,18 @@ def test_demo_seed_repeats_the_whole_run(tmp_path):
     a, b = load_marking_key(tmp_path / "a" / "keys" / "private"), load_marking_key(tmp_path / "b" / "keys" / "private")
     assert a.images.equal(b.images) and a.labels.equal(b.labels)
     assert "for demonstration only" in " ".join(parse(tmp_path / "a" / "report.html").verdict)
+
+
+def test_the_report_says_when_and_why_the_zero_knowledge_step_did_not_run(tiny_demo, monkeypatch):
+    from modeldeed.cli.demo_cmd import summary
+    from modeldeed.experiments.demo import zk_skip_reason
+
+    run, results = tiny_demo
+    assert results["zk"] == {"skipped": "left out on request (demo --no-zk)"}
+    assert "Zero-knowledge public verification left out on request (demo --no-zk)." in (run / "report.html").read_text()
+    assert "watermark, zero-knowledge (mlp)" in summary(results) and "skipped" in summary(results)
+    monkeypatch.setenv("MODELDEED_NODE", "/nonexistent/node")  # no Node.js: the default run says so, --zk fails
+    reason = zk_skip_reason(DemoSetting())
+    assert reason is not None and reason.startswith("skipped: ") and "Node.js" in reason
+    with pytest.raises(ModeldeedError, match="demo --zk: .*Node.js"):
+        zk_skip_reason(DemoSetting(zk=True))

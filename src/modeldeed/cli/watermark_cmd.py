@@ -10,6 +10,7 @@ from typing import Any
 from ..errors import ModeldeedError
 from ..models import ModelInfo, load_model, save_model
 from ..training import accuracy
+from . import zk_cmd
 from .common import (
     add_data_options,
     add_runtime_options,
@@ -225,6 +226,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(handler=run_security)
+
+    zk_cmd.register(sub)  # zk-keygen, zk-setup, zk-prove, zk-verify (modeldeed.zk)
 
 
 def _key_options(p: argparse.ArgumentParser, epsilon: float) -> None:
@@ -463,6 +466,8 @@ def run_pkeygen(args: argparse.Namespace) -> int:
         registration = _register_key(args, registrar, vk)
         _describe_key(args, vk, vk.set_size, {"sets": vk.sets, "registration": registration}, notes)
         return _finish_key(args, registration)
+    if getattr(args, "zk", False):  # `watermark zk-keygen`: also Poseidon-committed (modeldeed.zk)
+        from ..zk import zk_pkeygen as pkeygen
     mk, vk, notes = _make_keys(
         args,
         lambda c, s, im, lab: pkeygen(

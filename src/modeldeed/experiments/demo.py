@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from ..data import load_dataset
+from ..errors import ModeldeedError
 from ..files import write_json_atomic
 from ..models import ModelInfo, build_model, save_model, spec_for_data
 from ..progress import ProgressCallback, Tracker, Work
@@ -33,6 +34,11 @@ from .notes import collected_warnings
 from .plan import SPOOF_EPOCHS
 from .rundir import RunDirectory
 from .setting import machine_description
+
+# The zero-knowledge stage (on by default when Node.js and o1js are installed): keygen, a digits MLP, compiling
+# the 16-slot circuit (first run only) and one proof, counted in epochs of the owner's training (~0.2 s each);
+# measured times are in docs/zk.md.
+ZK_EPOCHS = 400.0
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +70,11 @@ class DemoSetting:
     attacks: tuple[str, ...] = DEMO_ATTACKS  # ("all",): the whole suite
     sweeps: tuple[str, ...] = DEMO_SWEEPS
     threads: int = 1  # the digits cnn is fastest on one thread
+    # also watermark a digits MLP and verify it in zero knowledge (modeldeed.zk): None runs it when the toolchain
+    # (Node.js, o1js) is installed and says why not otherwise; True requires it; False leaves it out
+    zk: bool | None = None
+    zk_security_bits: int = 4  # 16 triggers, about 8 hidden: one 16-slot proof, the circuit the tests compile
+    zk_slots: int = 16
 
     def training_config(self) -> TrainConfig:
         return TrainConfig(
@@ -89,7 +100,20 @@ def demo_plan(setting: DemoSetting) -> list[Work]:
         Work("verify proof-of-learning", 1.3 * setting.epochs),
         Work("watermark attacks", sum(w.cost for w in suite_plan(entries))),
         Work("proof-of-learning spoofs", sum(SPOOF_EPOCHS.get(m, 5.0) for m in setting.spoof_methods)),
+        *([Work("zero-knowledge watermark verification", ZK_EPOCHS)] if zk_skip_reason(setting) is None else []),
     ]
+
+
+def zk_skip_reason(setting: DemoSetting) -> str | None:
+    """Why the zero-knowledge stage does not run (None when it does); `zk=True` without a toolchain is an error."""
+    from ..zk.node import toolchain_problem
+
+    if setting.zk is False:
+        return "left out on request (demo --no-zk)"
+    problem = toolchain_problem()
+    if problem is not None and setting.zk:
+        raise ModeldeedError(f"demo --zk: {problem}")
+    return None if problem is None else f"skipped: {problem}"
 
 
 def estimate_seconds(setting: DemoSetting) -> float:
@@ -272,6 +296,18 @@ def _run(
         "private": {**private.to_json(), "trigger_predictions": [int(p) for p in predictions]},
         "public": public.to_json(),
     }
+
+    skipped = zk_skip_reason(setting)
+    if skipped is None:
+        with stage("zero-knowledge watermark verification"):
+            from ..zk.demo import zk_demo
+
+            results["zk"] = zk_demo(
+                run / "zk", data, seed=setting.seed, security_bits=setting.zk_security_bits, slots=setting.zk_slots
+            )
+    else:
+        log.info("zero-knowledge watermark verification %s", skipped)
+        results["zk"] = {"skipped": skipped}
 
     with stage("verify proof-of-learning"):
         results["proof"] = verify_owner_proof(run / "proof", data.train, statement, receipts)

@@ -36,6 +36,8 @@ def build_demo_report(
     describe_run(page, results)
     evidence_section(page, results, run)
     watermark_section(page, results, files)
+    if results.get("zk"):
+        zk_section(page, results["zk"])
     proof_section(page, results)
     attacks_section(page, results)
     spoofs_section(page, results)
@@ -181,6 +183,32 @@ def trigger_images(files: Path) -> tuple[Any, list[int], tuple[str, ...]] | None
         log.info("no trigger grid: %s", exc)
         return None
     return key.images.numpy(), [int(v) for v in key.labels], key.classes
+
+
+def zk_section(page: Page, zk: dict[str, Any]) -> None:
+    """The demo's zero-knowledge stage: PVerify of a digits MLP, the hidden half in the clear and in zero knowledge."""
+    page.heading("Public verification without revealing the triggers: zero knowledge")
+    if "skipped" in zk:  # never a silent absence: the reader learns that, and why, it did not run
+        page.paragraph(f"Zero-knowledge public verification {zk['skipped']}.", css="note")
+        return
+    clear, proof = zk["cut_and_choose"], zk["zero_knowledge"]
+    page.paragraph(
+        f"A second model, an {zk['architecture']} (test accuracy {100 * zk['test_accuracy']:.2f} %), watermarked "
+        f"with a cut-and-choose key whose {zk['hidden_triggers']} hidden triggers are also Poseidon-committed. The "
+        "clear check needs the marking key and shows the hidden triggers to whoever runs it; the zero-knowledge "
+        "check needs only the public key, the model and the proof (docs/zk.md).",
+        css="note",
+    )
+    timing = f"{zk['proof']['prove_seconds']} s / {zk['proof']['verify_seconds']} s"
+    rows = [
+        ["PVerify, hidden half in the clear", accepted_word(clear["accepted"]),
+         f"{clear['agreements']}/{clear['triggers']}", clear["threshold"], "all hidden triggers", "–", "–"],
+        ["PVerify, hidden half in zero knowledge", accepted_word(proof["accepted"]),
+         f"at least {proof['proven_at_least']}/{proof['hidden']}", proof["required"], "none",
+         f"{zk['proof']['bytes']:,} B", timing],
+    ]  # fmt: skip
+    header = ["verifier", "outcome", "classified as committed", "needed", "revealed", "proof", "prove / verify"]
+    page.table(header, rows)
 
 
 def proof_section(page: Page, results: dict[str, Any]) -> None:
