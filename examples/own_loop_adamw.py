@@ -72,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--triggers", type=int, default=20, help="watermark trigger images")
     parser.add_argument("--triggers-per-batch", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument(
+        "--key-seed",
+        type=int,
+        help="derive the watermark key from this seed (a reproducible demonstration key, for tests; its secrets "
+        "follow from the seed, so never for real use). Default: a fresh secret key",
+    )
     parser.add_argument("--train-size", type=int, help="use only the first N training images (tiny runs, tests)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -88,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     train = splits.train
 
     # The watermark key (publish keys/verification_key.json before marking).
-    marking_key, verification_key = keygen(train.classes, train.input_shape, size=args.triggers)
+    marking_key, verification_key = keygen(train.classes, train.input_shape, size=args.triggers, seed=args.key_seed)
     save_key_pair(out / "keys", marking_key, verification_key, pngs=False)
     mixer = TriggerMixer.from_key(marking_key, k=args.triggers_per_batch, seed=args.seed)
 

@@ -75,7 +75,17 @@ def world(tmp_path_factory):
         assert main([*stmt, *reg("copier")]) == 0
         commit = ["pol", "commit-proof", str(copier / "proof"), "--out", str(copier / "commitment.json")]
         assert main([*commit, *reg("copier")]) == 0
-        for who in ("owner", "thief", "copier"):
+        # the relabeller starts from the stolen weights (--init-weights) and trains with lr 1e-30 (no weight moves):
+        # an honest proof that ends in the disputed model, of training that proves nothing about the weights' origin
+        relabel = root / "relabel"
+        assert main(["registry", "keygen", "--out", str(relabel / "id")]) == 0
+        from_stolen = [*SETTINGS, "--lr", "1e-30", "--init-weights", str(model / "model.safetensors")]
+        assert main(["pol", "commit", *from_stolen, "--out", str(relabel / "commit"), *reg("relabel")]) == 0
+        train = ["train", *from_stolen, *QUIET, "--out", str(relabel / "model"), "--proof", str(relabel / "proof")]
+        assert main([*train, "--statement", str(relabel / "commit")]) == 0
+        commit = ["pol", "commit-proof", str(relabel / "proof"), "--out", str(relabel / "commitment.json")]
+        assert main([*commit, *reg("relabel")]) == 0
+        for who in ("owner", "thief", "copier", "relabel"):
             base = root / who
             args = ["claim", model, "--identity", base / "id", "--pol-proof", base / "proof", "--pol-statement",
                     base / "commit", "--pol-commitment", base / "commitment.json", "--log-key", pub,
@@ -184,3 +194,16 @@ def test_an_opened_proof_counts_like_the_full_one(world, tmp_path, capsys):
     item = j["claims"][0]["evidence"][0]
     assert code == 0 and item["counts"] and item["summary"].startswith("proof of learning (opened)")
     assert item["details"]["challenge"]["source"] == "registry-beacon"
+
+
+def test_a_proof_from_committed_initial_weights_does_not_count(world, tmp_path, capsys):
+    root = world["root"]
+    assert (root / "relabel/model/model.safetensors").read_bytes() == (
+        root / "owner/model/model.safetensors"
+    ).read_bytes()
+    code, j = dispute(world, tmp_path / "j", "relabel", capsys=capsys)
+    item = j["claims"][0]["evidence"][0]
+    assert item["verified"] is True and item["counts"] is False and j["established"] is False
+    assert "starts from committed initial weights" in reasons_of(j, 0)
+    digest = json.loads((root / "relabel/commit/statement.json").read_text())["initialisation"]["weights"]
+    assert any(f"trained from committed initial weights {digest}" in note for note in item["notes"])

@@ -337,6 +337,7 @@ def example_run(tmp_path_factory) -> Path:
         "--triggers-per-batch", "8",
         "--every", "8",
         "--workers", "2",
+        "--key-seed", "1",  # a fixed demonstration key: a fresh secret key per run made the watermark flaky
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -424,3 +425,27 @@ def test_a_replay_takes_adams_step_count_from_the_step_not_the_file(adam_proof, 
     records = [(s, proof.steps[s]) for s in (2, 3)]
     with pytest.raises(FormatError, match="counts 1002 optimizer steps, not 2"):
         replay(proof.header, start, records, tiny, None, end_step=4, model=model, source=directory)
+
+
+def test_tolerance_mode_bounds_adams_first_moment_by_its_effect_on_the_weights(adam_proof, tiny, tmp_path):
+    """exp_avg off by 1 % moves the next steps' weights by less than half this interval's update; by 10 %, more."""
+    directory, _ = adam_proof
+    policy = VerificationPolicy(q=0, replay_mode="tolerance")
+    honest = verify_proof(directory, tiny, policy, trust_code=True)
+    assert honest.accepted and all(i.state_error["exp_avg"] == 0.0 for i in honest.intervals)
+
+    def scaled(factor: float):  # type: ignore[no-untyped-def]
+        def edit(step, tensors):  # type: ignore[no-untyped-def]
+            if step == 4:
+                for name in [n for n in tensors if n.startswith("optimizer/exp_avg/")]:
+                    tensors[name] = tensors[name] * factor
+
+        forge(directory, tmp_path / str(factor), edit)
+        verdict = verify_proof(tmp_path / str(factor), tiny, policy, trust_code=True)
+        return verdict, next(i for i in verdict.intervals if i.start_step == 2)
+
+    _, small = scaled(1.01)
+    assert small.accepted and 0 < small.state_error["exp_avg"] < 0.5
+    verdict, large = scaled(1.1)
+    assert not verdict.accepted and not large.accepted and large.state_error["exp_avg"] > 0.5
+    assert "the stored Adam first moment (exp_avg) differs" in failed(verdict)["replay"]

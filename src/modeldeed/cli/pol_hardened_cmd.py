@@ -150,7 +150,7 @@ def receipts_from_args(commitment: str | None, statement: str | None, log_key: s
 def register_commit(sub: argparse._SubParsersAction) -> None:
     """Add `pol commit` to the `pol` group."""
     from ..models import MODEL_NAMES
-    from .train_cmd import add_train_options
+    from .training_options import add_init_weights_option, add_train_options
 
     c = sub.add_parser(
         "commit",
@@ -167,6 +167,7 @@ def register_commit(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--model-args", metavar="JSON", help="extra keyword arguments for the model factory")
     add_trust_option(c)
     add_train_options(c)
+    add_init_weights_option(c)
     c.add_argument("--device", default="cpu", help="the device training will run on (default: cpu)")
     c.add_argument(
         "--checkpoint-every", type=int, default=100, metavar="K", help="proof checkpoint every K steps (default: 100)"
@@ -184,9 +185,9 @@ def register_commit(sub: argparse._SubParsersAction) -> None:
 
 
 def run_commit(args: argparse.Namespace) -> int:
-    from ..models import build_model, spec_for_data
+    from ..models import spec_for_data
     from ..pol.statement import OPENING_FILE, STATEMENT_FILE, make_statement, save_opening, save_statement
-    from .train_cmd import config_from_args
+    from .training_options import config_from_args, initial_model
 
     if not 0 <= args.seed < 2**64:
         raise ModeldeedError(f"--seed must lie in [0, 2**64), got {args.seed}")
@@ -204,7 +205,8 @@ def run_commit(args: argparse.Namespace) -> int:
     spec = spec_for_data(
         args.model, data.train.input_shape, data.train.num_classes, args.model_args, trust_code=args.trust_model_code
     )
-    names = [n for n, _ in build_model(spec, seed=config.seed, trust_code=args.trust_model_code).named_parameters()]
+    model, initial_weights = initial_model(args, spec, config)
+    names = [n for n, _ in model.named_parameters()]
     trained = None
     if args.trained_parameters:
         trained = [p.strip() for p in args.trained_parameters.split(",") if p.strip()]
@@ -213,11 +215,19 @@ def run_commit(args: argparse.Namespace) -> int:
             raise ModeldeedError(f"--trained-parameters: the model has no parameter {unknown[0]!r}")
     triggers = trigger_set(args.watermark) if args.watermark else None
     statement, opening = make_statement(
-        data.train, config, spec, checkpoint_every=args.checkpoint_every, trained_parameters=trained, triggers=triggers
+        data.train,
+        config,
+        spec,
+        checkpoint_every=args.checkpoint_every,
+        trained_parameters=trained,
+        triggers=triggers,
+        initial_weights=initial_weights,
     )
     save_statement(out / STATEMENT_FILE, statement, force=args.force)
     save_opening(out / OPENING_FILE, opening, force=args.force)
     with_triggers = f", with {triggers.y.numel()} triggers" if triggers else ""
+    if initial_weights:
+        with_triggers += f", from initial weights {initial_weights[:16]}..."
     print(
         f"statement {statement.id} for {spec.architecture} on {data.name} ({statement.dataset.size} samples, Merkle "
         f"root {statement.dataset.merkle_root[:16]}...{with_triggers}) written to {out / STATEMENT_FILE}; keep "
@@ -249,9 +259,17 @@ def trigger_set(keydir: str) -> TriggerSet:
 
 
 def statement_for_training(
-    path: str, config: TrainConfig, spec: ModelSpec, data: Dataset, k: int, hooks: list[Hook], trust_code: bool
+    path: str,
+    config: TrainConfig,
+    spec: ModelSpec,
+    data: Dataset,
+    k: int,
+    hooks: list[Hook],
+    trust_code: bool,
+    initial_weights: str | None = None,
 ) -> tuple[CarriedStatement, TriggerSet | None, Any]:
-    """The statement + opening of `pol commit`, checked against the run about to start (every setting)."""
+    """The statement + opening of `pol commit`, checked against the run about to start (every setting, and the
+    digest of --init-weights when the run starts from a file)."""
     from ..models import build_model
     from ..pol.hardened import settings_problems
     from ..pol.proof import DatasetInfo, ProofHeader
@@ -293,6 +311,15 @@ def statement_for_training(
             )
     elif statement.triggers is not None:
         problems.append("the statement commits to trigger samples; train with --watermark KEYDIR")
+    committed = statement.initialisation.weights
+    if committed != initial_weights:
+        problems.append(
+            f"the statement commits to initial weights {committed[:16]}..., the run starts from "
+            + (f"weights {initial_weights[:16]}..." if initial_weights else "the seed's (pass --init-weights)")
+            if committed
+            else "the run starts from --init-weights, but the statement commits to W_0 from the seed (make it "
+            "with `pol commit --init-weights`)"
+        )
     if problems:
         raise ModeldeedError(f"{path}: this run is not the one the statement commits to: " + "; ".join(problems))
     return CarriedStatement(statement=statement, opening=opening), triggers, list(trained)

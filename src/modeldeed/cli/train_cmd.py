@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import ModeldeedError
-from ..models import MODEL_NAMES, ModelInfo, build_model, load_model, save_model, spec_for_data
+from ..models import MODEL_NAMES, ModelInfo, load_model, save_model, spec_for_data
 from ..training import accuracy, train
 from .common import (
     add_data_options,
@@ -18,7 +18,14 @@ from .common import (
     percent,
     print_json,
 )
-from .training_options import add_train_options, config_from_args, marking_summary, training_hooks
+from .training_options import (
+    add_init_weights_option,
+    add_train_options,
+    config_from_args,
+    initial_model,
+    marking_summary,
+    training_hooks,
+)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -41,6 +48,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="where to write model.safetensors and model.json")
     p.add_argument("--force", action="store_true", help="replace a model already in --out")
     add_train_options(p)
+    add_init_weights_option(p)
     add_runtime_options(p)
     p.add_argument(
         "--proof", metavar="DIR", help="record a proof of learning into DIR while training (see `modeldeed pol`)"
@@ -100,7 +108,7 @@ def run_train(args: argparse.Namespace) -> int:
     spec = spec_for_data(
         args.model, data.train.input_shape, data.train.num_classes, args.model_args, trust_code=args.trust_model_code
     )
-    model = build_model(spec, seed=config.seed, trust_code=args.trust_model_code)
+    model, initial_weights = initial_model(args, spec, config)
     proof_id = None
     hooks, watermark_note = training_hooks(args, data, config)
     if args.proof:
@@ -110,7 +118,14 @@ def run_train(args: argparse.Namespace) -> int:
         statement, committed, parameters = None, None, None
         if args.statement:
             statement, committed, trained = statement_for_training(
-                args.statement, config, spec, data.train, args.checkpoint_every, hooks, args.trust_model_code
+                args.statement,
+                config,
+                spec,
+                data.train,
+                args.checkpoint_every,
+                hooks,
+                args.trust_model_code,
+                initial_weights,
             )
             named = dict(model.named_parameters())
             parameters = [named[n] for n in trained]

@@ -36,6 +36,29 @@ def add_train_options(p: argparse.ArgumentParser, *, epochs: int = 20) -> None:
     p.add_argument("--augment", action="store_true", help="random crop + flip, seeded per step")
 
 
+def add_init_weights_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--init-weights",
+        metavar="FILE",
+        help="start from the weights in this local safetensors file (exactly the architecture's tensor names, "
+        "shapes and dtypes; nothing is downloaded) instead of the seed's initialisation. A statement then commits "
+        "to their digest, and a proof shows the training from them, not training from scratch",
+    )
+
+
+def initial_model(args: argparse.Namespace, spec: Any, config: TrainConfig) -> tuple[Any, str | None]:
+    """The model a run starts from: the seed's initialisation, or --init-weights loaded into it; and the digest
+    of its weights and buffers when they come from a file (what a statement commits to), else None."""
+    from ..models import build_model, load_weights_file
+    from ..pol.state import initial_weights_digest
+
+    model = build_model(spec, seed=config.seed, trust_code=args.trust_model_code)
+    if not getattr(args, "init_weights", None):
+        return model, None
+    load_weights_file(model, spec, args.init_weights, trust_code=args.trust_model_code)
+    return model, initial_weights_digest(model)
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     try:
         milestones = tuple(int(m) for m in args.milestones.split(",") if m.strip())

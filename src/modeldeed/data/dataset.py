@@ -77,13 +77,19 @@ def from_uint8(name: str, images: np.ndarray, labels: np.ndarray, classes: tuple
     return Dataset(name, x, y, classes)
 
 
-def split_dataset(data: Dataset, test_fraction: float = 0.2, seed: int = 0) -> tuple[Dataset, Dataset]:
-    """A deterministic train/test split: the same data and seed always give the same split."""
+def split_indices(count: int, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The (train, test) indices of `split_dataset`: the same count and seed always give the same split."""
     if not 0.0 < test_fraction < 1.0:
         raise DataError(f"test fraction must lie in (0, 1), got {test_fraction}")
-    order = np.random.default_rng(seed).permutation(len(data))
-    n_test = max(1, int(round(len(data) * test_fraction)))
-    return data.subset(order[n_test:], data.name), data.subset(order[:n_test], data.name)
+    order = np.random.default_rng(seed).permutation(count)
+    n_test = max(1, int(round(count * test_fraction)))
+    return order[n_test:], order[:n_test]
+
+
+def split_dataset(data: Dataset, test_fraction: float = 0.2, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """A deterministic train/test split: the same data and seed always give the same split."""
+    train, test = split_indices(len(data), test_fraction, seed)
+    return data.subset(train, data.name), data.subset(test, data.name)
 
 
 @dataclass(frozen=True, eq=False)

@@ -54,9 +54,9 @@ def read_image(path: Path, *, within: Path, max_side: int = MAX_IMAGE_SIDE) -> n
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
-def load_folder(path: str | Path, split_seed: int = 0) -> DataSplits:
-    """Images in PATH/<class>/*.png (any format Pillow reads); all must share one size, which is checked."""
-    root = Path(path)
+def folder_files(root: Path) -> tuple[list[Path], list[int], tuple[str, ...]]:
+    """The image files of `folder:DIR` in their fixed order (class sub-folders sorted by name, files sorted by
+    name within each), their labels and the class names. Links out of DIR are refused; nothing is decoded."""
     if not root.is_dir():
         raise file_error(DataError, root, "folder not found (expected one sub-folder per class)")
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -67,29 +67,37 @@ def load_folder(path: str | Path, split_seed: int = 0) -> DataSplits:
     for class_dir in class_dirs:
         if not inside(class_dir, root):
             raise file_error(DataError, class_dir, f"is a link out of {root}; it is not followed")
-    images: list[np.ndarray] = []
+    files: list[Path] = []
     labels: list[int] = []
-    shape: tuple[int, ...] | None = None
-    total = 0
     for label, class_dir in enumerate(class_dirs):
         for file in sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-            array = read_image(file, within=root)
-            if shape is None:
-                shape = array.shape
-            elif array.shape != shape:
-                raise file_error(
-                    DataError, file, f"wrong image size {array.shape} (C×H×W); the first image was {shape}"
-                )
-            total += array.nbytes
-            if total > MAX_DATASET_BYTES or len(images) >= MAX_IMAGES:
-                raise file_error(
-                    DataError, root, f"holds more than {MAX_DATASET_BYTES:,} bytes of pixels or {MAX_IMAGES:,} images"
-                )
-            images.append(array)
+            if len(files) >= MAX_IMAGES:
+                raise file_error(DataError, root, f"holds more than {MAX_IMAGES:,} images")
+            files.append(file)
             labels.append(label)
-    if not images:
+    if not files:
         raise file_error(DataError, root, f"no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-    data = from_uint8(f"folder:{root.name}", np.stack(images), np.array(labels), tuple(p.name for p in class_dirs))
+    return files, labels, tuple(p.name for p in class_dirs)
+
+
+def load_folder(path: str | Path, split_seed: int = 0) -> DataSplits:
+    """Images in PATH/<class>/*.png (any format Pillow reads); all must share one size, which is checked."""
+    root = Path(path)
+    files, labels, classes = folder_files(root)
+    images: list[np.ndarray] = []
+    shape: tuple[int, ...] | None = None
+    total = 0
+    for file in files:
+        array = read_image(file, within=root)
+        if shape is None:
+            shape = array.shape
+        elif array.shape != shape:
+            raise file_error(DataError, file, f"wrong image size {array.shape} (C×H×W); the first image was {shape}")
+        total += array.nbytes
+        if total > MAX_DATASET_BYTES:
+            raise file_error(DataError, root, f"holds more than {MAX_DATASET_BYTES:,} bytes of pixels")
+        images.append(array)
+    data = from_uint8(f"folder:{root.name}", np.stack(images), np.array(labels), classes)
     return DataSplits(*split_dataset(data, seed=split_seed))
 
 

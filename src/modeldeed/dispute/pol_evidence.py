@@ -18,7 +18,9 @@ thief who copies the owner's statement registers the same artefact after its own
 
 What it does not show: that nobody else trained a model with the same weights (a proof shows that this
 training yields this model, not that it is the only way to get it); a proof made by a spoof the hardened
-verifier does not catch (docs/pol-spoofing.md).
+verifier does not catch (docs/pol-spoofing.md). A proof whose statement commits to initial weights
+(`--init-weights`) shows only the training from them (a thief can start from the stolen model itself): it is
+verified and reported, and never counts.
 """
 
 from __future__ import annotations
@@ -120,6 +122,13 @@ class PolEvidence(Evidence):
             for _first, _count, registration in progress.registrations:
                 registrations.append(registration)
             receipts += progress.receipts
+        initial = self.statement.initialisation.weights
+        if initial is not None:
+            reasons.append(
+                f"the proof starts from committed initial weights {initial[:16]}…: it shows training from those "
+                "weights, not from scratch, and anyone holding a copy of a model can start from it; it does not "
+                "count as proof of the model's training"
+            )
         challenge = verdict.challenge or {}
         if verdict.accepted and challenge.get("source") != "registry-beacon":
             reasons.append("the challenge was not drawn from the registered commitment's beacon")

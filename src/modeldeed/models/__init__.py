@@ -12,7 +12,16 @@ from .registry import (
     resolve_factory,
     spec_for_data,
 )
-from .store import ModelDocument, ModelInfo, load_model, load_state_exactly, read_model_info, save_model, state_tensors
+from .store import (
+    ModelDocument,
+    ModelInfo,
+    load_model,
+    load_state_exactly,
+    load_weights_file,
+    read_model_info,
+    save_model,
+    state_tensors,
+)
 
 MODEL_NAMES = tuple(BUILTIN)
 
@@ -32,6 +41,7 @@ __all__ = [
     "last_linear_name",
     "load_model",
     "load_state_exactly",
+    "load_weights_file",
     "measure_model",
     "read_model_info",
     "replace_last_linear",

@@ -163,3 +163,21 @@ def load_state_exactly(model: nn.Module, tensors: dict[str, torch.Tensor], sourc
                 f"the architecture needs {ref.dtype}{tuple(ref.shape)}",
             )
     model.load_state_dict(tensors, strict=True)
+
+
+def load_weights_file(model: nn.Module, spec: ModelSpec, path: str | Path, *, trust_code: bool = False) -> None:
+    """Load a local safetensors file (`--init-weights`) into `model`, built from `spec`: the file is refused by
+    its size unless it can hold exactly the architecture's tensors, then every name, shape and dtype must be the
+    architecture's (`load_state_exactly`). Nothing is downloaded; nothing is unpickled."""
+    path = Path(path)
+    size = measure_model(spec, trust_code=trust_code)
+    bound = safetensors_bound(size.nbytes, size.tensors) if size else MAX_MODEL_BYTES
+    data = read_regular_file(path, max_bytes=bound, within=path.parent)
+    if size and len(data) < size.nbytes:
+        raise file_error(
+            FormatError, path, f"is {len(data)} bytes, too small for the {size.nbytes} bytes of {spec.architecture}"
+        )
+    tensors = parse_safetensors_bytes(data, path)
+    del data
+    with torch.no_grad():
+        load_state_exactly(model, tensors, path)

@@ -20,7 +20,7 @@ from .compare import Tolerance, compare
 from .context import CheckResult, IntervalResult, VerificationContext, listed, result
 from .initialisation import failing_layers, ks_tests
 from .intervals import StraightLines, outliers, trained_vector, update_sizes
-from .proof import MAX_DELTA_CHAIN
+from .proof import MAX_DELTA_CHAIN, ProofHeader
 from .replay import ReplayMismatch, build_checked_model, optimizer_keys, replay
 from .source import FullSource
 from .state import (
@@ -329,6 +329,15 @@ def start_state(ctx: VerificationContext, index: int) -> dict[str, torch.Tensor]
     return initial_of(ctx)
 
 
+def adam_settings(header: ProofHeader) -> tuple[float, float, float] | None:
+    """(beta1, beta2, eps) of a user's own Adam/AdamW loop, for the tolerance bound on its first moment."""
+    loop = getattr(header, "loop", None)
+    optimizer = loop.optimizer if loop is not None else None
+    if optimizer is None or optimizer.kind not in ("adam", "adamw") or optimizer.betas is None:
+        return None
+    return float(optimizer.betas[0]), float(optimizer.betas[1]), float(optimizer.eps or 1e-8)
+
+
 def initial_of(ctx: VerificationContext) -> dict[str, torch.Tensor]:
     """W_0's whole state as the declared seed makes it (`state.initial_state`), built once per verification."""
     if ctx.initial is None:
@@ -404,6 +413,7 @@ def replay_interval(ctx: VerificationContext, index: int, why: tuple[str, ...] =
         policy.max_relative_error if mode == "tolerance" else None,
         policy.max_buffer_error if mode == "tolerance" else None,
         header.config.momentum,
+        adam_settings(header),
     )
     names = [n for n, _ in ctx.model.named_parameters()]
     outcome = compare(replayed, end, start, header.trained_parameters, names, bounds)

@@ -12,8 +12,9 @@
   * the momentum M stored at the end may differ from the replayed D only by what, carried into the next
     steps, moves the weights by at most `max_relative` of the replayed update: lr · mu/(1 - mu) · |M - D| (the
     total a momentum difference adds over the following steps: lr · sum_j mu^j);
-  * floating-point buffers (BatchNorm's running statistics, which training in train mode never reads) within
-    `max_buffer` of their replayed change;
+  * Adam's first moment likewise by what it moves the next steps' weights by (`adam_first_moment_effect`);
+  * floating-point buffers (BatchNorm's running statistics, which training in train mode never reads) and
+    Adam's second moments within `max_buffer` of their replayed change;
   * everything else exactly: tensors not trained, integer buffers (BatchNorm's batch counter), the RNG state
     (dropout draws as many numbers whatever the values), the schedule position.
 - reference: the paper's check, kept for comparison: only the trained weights, within delta x d_ref; the rest
@@ -29,7 +30,7 @@ import torch
 
 from .distances import distances
 from .intervals import estimate_reference_distance, trained_vector
-from .state import MODEL_PREFIX, OPTIMIZER_PREFIX, RNG_CUDA, SCHEDULER_LR, differing, same_bits
+from .state import MODEL_PREFIX, OPTIMIZER_PREFIX, RNG_CUDA, SCHEDULER_LR, SCHEDULER_STEP, differing, same_bits
 
 ADAM_MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")  # Adam's step count is compared exactly
 
@@ -62,6 +63,7 @@ class Tolerance:
     max_relative: float | None = None
     max_buffer: float | None = None
     momentum: float = 0.0  # the declared SGD momentum mu
+    adam: tuple[float, float, float] | None = None  # the declared Adam/AdamW (beta1, beta2, eps)
 
 
 def compare(
@@ -166,7 +168,7 @@ def state_problems(
         )
     trained_keys = {MODEL_PREFIX + n for n in trained}
     parameter_keys = {MODEL_PREFIX + n for n in parameters}
-    momentum, buffers, exact_wrong = [], [], []
+    momentum, first_moments, buffers, exact_wrong = [], [], [], []
     for name in sorted(names_replayed & names_end):
         a, b = replayed[name], end[name]
         if name in trained_keys:
@@ -174,8 +176,10 @@ def state_problems(
         key = name.removeprefix(OPTIMIZER_PREFIX).partition("/")[0] if name.startswith(OPTIMIZER_PREFIX) else None
         if key == "momentum_buffer" and a.is_floating_point():
             momentum.append(name)
+        elif key == "exp_avg" and a.is_floating_point() and bounds.adam is not None:
+            first_moments.append(name)  # bounded by what it moves the next steps' weights by (below)
         elif key in ADAM_MOMENTS and a.is_floating_point():
-            buffers.append(name)  # Adam's moments: within the buffer bound of their own replayed change
+            buffers.append(name)  # Adam's second moments: within the buffer bound of their own replayed change
         elif name.startswith(MODEL_PREFIX) and a.is_floating_point() and name not in parameter_keys:
             buffers.append(name)
         elif not same_bits(a, b):
@@ -196,6 +200,14 @@ def state_problems(
                 f"the stored momentum differs from the replayed one by enough to move the next steps' weights by "
                 f"{state_error['momentum']:.3g} of this interval's own update (allowed {bounds.max_relative:g})"
             )
+    if first_moments and bounds.adam is not None:
+        state_error["exp_avg"] = ratio(adam_first_moment_effect(replayed, end, first_moments, bounds.adam), scale)
+        if not state_error["exp_avg"] <= bounds.max_relative:
+            problems.append(
+                f"the stored Adam first moment (exp_avg) differs from the replayed one by enough to move the next "
+                f"steps' weights by {state_error['exp_avg']:.3g} of this interval's own update (allowed "
+                f"{bounds.max_relative:g})"
+            )
     if buffers:
         a, b, s = flat(replayed, buffers, end), flat(end, buffers, end), flat(start, buffers, end)
         state_error["buffers"] = ratio(float((a - b).norm()), float((a - s).norm()))
@@ -205,3 +217,36 @@ def state_problems(
                 f"stored ones by {state_error['buffers']:.3g} of their replayed change (allowed {bounds.max_buffer:g})"
             )
     return problems
+
+
+def adam_first_moment_effect(
+    replayed: Mapping[str, torch.Tensor],
+    end: Mapping[str, torch.Tensor],
+    names: Sequence[str],
+    adam: tuple[float, float, float],
+) -> float:
+    """An upper bound on how far a difference D between the stored and the replayed exp_avg moves the weights over
+    the following steps (l2), to first order: lr · r/(1 - r) / (1 - beta1^(t+1)) · |D| / (sqrt(v_t) + eps)
+    elementwise, with r = beta1/sqrt(beta2) and v_t the replayed exp_avg_sq.
+
+    Why: the difference decays as beta1^j into step t+j's first moment, whose update divides it by
+    (1 - beta1^(t+j)) >= (1 - beta1^(t+1)) and by sqrt(v_hat) + eps >= beta2^(j/2) (sqrt(v_t) + eps), because
+    v_(t+j) >= beta2^j v_t and bias correction only enlarges v_hat (amsgrad's maximum only enlarges it too);
+    summing beta1^j / beta2^(j/2) over j >= 1 gives r/(1 - r). The learning rate is the checkpoint's next one,
+    as for SGD's momentum."""
+    beta1, beta2, eps = adam
+    ratio_ = beta1 / beta2**0.5
+    if ratio_ >= 1:
+        return float("inf")  # no finite bound: every difference may grow
+    lr = float(end[SCHEDULER_LR]) if SCHEDULER_LR in end else 0.0
+    step = int(end[SCHEDULER_STEP]) if SCHEDULER_STEP in end else 0
+    scale = lr * ratio_ / (1 - ratio_) / (1 - beta1 ** (step + 1))
+    total = 0.0
+    for name in names:
+        parameter = name.removeprefix(OPTIMIZER_PREFIX).partition("/")[2]
+        second = replayed.get(f"{OPTIMIZER_PREFIX}exp_avg_sq/{parameter}")
+        if second is None or name not in end:
+            return float("inf")
+        difference = replayed[name].double() - end[name].double()
+        total += float(((scale * difference / (second.double().clamp_min(0).sqrt() + eps)) ** 2).sum())
+    return total**0.5

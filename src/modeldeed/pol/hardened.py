@@ -35,7 +35,7 @@ from .commitment import ProofCommitment, make_commitment
 from .context import CheckResult, VerificationContext, listed, result
 from .merkle import MerkleTree
 from .source import FullSource
-from .state import differing, model_tensors, state_digests, tensor_digest
+from .state import MODEL_PREFIX, differing, model_tensors, state_digests, tensor_digest
 from .statement import SeedOpening, TrainingStatement
 
 log = logging.getLogger(__name__)
@@ -289,8 +289,30 @@ def tree_of(data) -> MerkleTree:  # type: ignore[no-untyped-def]
     return tree
 
 
+def committed_weights(ctx: VerificationContext) -> str | None:
+    """The digest of W_0's model tensors the statement in force commits to (`--init-weights`), or None."""
+    statement, _ = statement_in_force(ctx)
+    return statement.initialisation.weights if statement is not None else None
+
+
+def initial_in_force(ctx: VerificationContext) -> dict[str, torch.Tensor]:
+    """W_0's whole state as the seed makes it; with committed initial weights, its model tensors are checkpoint
+    0's, once they match the committed digest (the seed still makes the RNG; the optimizer is fresh)."""
+    expected = initial_of(ctx)
+    digest = committed_weights(ctx)
+    if digest is None or not ctx.source.has_checkpoint(0):
+        return expected
+    stored = model_tensors(ctx.source.checkpoint(0))
+    if tensor_digest(stored).hex() != digest:
+        return expected
+    merged = {k: v for k, v in expected.items() if not k.startswith(MODEL_PREFIX)}
+    merged.update({MODEL_PREFIX + k: v for k, v in stored.items()})
+    return merged
+
+
 def check_initialisation_seed(ctx: VerificationContext) -> CheckResult:
-    """W_0 is the whole state the seed makes: weights and buffers, no momentum, the seeded RNG, step 0."""
+    """W_0 is the whole state the seed makes: weights and buffers, no momentum, the seeded RNG, step 0. When the
+    statement commits to initial weights, W_0's weights and buffers are those (by digest) instead."""
     header = ctx.source.header
     seed = header.initialisation.get("seed")
     if seed is None:
@@ -301,18 +323,38 @@ def check_initialisation_seed(ctx: VerificationContext) -> CheckResult:
             f"the initialisation seed {seed} is not the batch-order seed {header.config.seed}: both must follow "
             "from the one committed seed"
         )
-    expected = initial_of(ctx)
+    digest = committed_weights(ctx)
+    if digest is not None:
+        ctx.notes.append(
+            f"trained from committed initial weights {digest}: the proof shows the training from those weights, "
+            "not training from scratch (whoever starts from a copy of another's model can commit to it too)"
+        )
+    expected = initial_in_force(ctx)
     if ctx.source.has_checkpoint(0):
         stored = ctx.source.checkpoint(0)
+        if digest is not None:
+            got = tensor_digest(model_tensors(stored)).hex()
+            if got != digest:
+                problems.append(
+                    f"W_0's weights (digest {got[:16]}...) are not the committed initial weights {digest[:16]}..."
+                )
         differ = differing(stored, expected)
         momentum = [n for n in differ if n.startswith("optimizer/")]
         if momentum:
             problems.append(f"W_0 holds optimizer state ({momentum[0]} ...); a fresh optimizer has none")
         rest = [n for n in differ if not n.startswith("optimizer/")]
+        if digest is not None:
+            rest = [n for n in rest if not n.startswith(MODEL_PREFIX)]  # reported above, by digest
         if rest:
             problems.append(
                 f"W_0 is not the state seed {seed} makes: {', '.join(rest[:3])}{' ...' if len(rest) > 3 else ''} differ"
             )
+    elif digest is not None:
+        d_model, d_other = ctx.source.digests_of(0)
+        if d_model.hex() != digest:
+            problems.append(f"the committed W_0's weights are not the committed initial weights {digest[:16]}...")
+        if d_other != state_digests(expected)[1]:
+            problems.append(f"the committed W_0's RNG, schedule or optimizer state is not what seed {seed} makes")
     elif ctx.source.digests_of(0) != state_digests(expected):
         problems.append(f"the committed W_0 is not the state seed {seed} makes (digests differ)")
     return result("initialisation_seed", problems)
@@ -324,7 +366,7 @@ def check_frozen_tensors(ctx: VerificationContext) -> CheckResult:
     frozen = [n for n in all_parameters(ctx) if n not in header.trained_parameters]
     if not frozen:
         return result("frozen_tensors", [])
-    expected = initial_of(ctx)
+    expected = initial_in_force(ctx)
     reference = tensor_digest({n: model_tensors(expected)[n] for n in frozen})
     known = getattr(ctx.source, "frozen_digests", None) or []  # a full proof's, from the integrity pass
     changed = []

@@ -45,7 +45,7 @@ from .environment import current_environment, model_dtype
 from .loop import BUILTIN_STEP, LoopDoc, LoopRunner, OptimizerDoc, SchedulerDoc, describe_optimizer, resolve_step
 from .proof import DatasetInfo, ProofHeader
 from .recorder import DEFAULT_KEYFRAME_EVERY, dataset_part_matches, optimizer_parameter_names
-from .state import differing, training_state
+from .state import differing, initial_weights_digest, training_state
 from .statement import CarriedStatement, TriggerSet
 from .store import batch_digest
 from .writer import ProofWriter, step_record
@@ -95,9 +95,19 @@ def own_loop_settings(
     return config, loop
 
 
-def statement_problem(carried: CarriedStatement, config: TrainConfig, loop: LoopDoc, every: int) -> str | None:
+def statement_problem(
+    carried: CarriedStatement, config: TrainConfig, loop: LoopDoc, every: int, initial_weights: str | None = None
+) -> str | None:
     """Why the statement is not this run's (the verifier would reject the proof), or None."""
     statement, opening = carried.statement, carried.opening
+    if statement.initialisation.weights != initial_weights:
+        committed = statement.initialisation.weights
+        return (
+            f"it commits to initial weights {committed[:16]}..., the run to "
+            + (f"{initial_weights[:16]}..." if initial_weights else "none (pass initial_weights=)")
+            if committed
+            else "it commits to W_0 from the seed, but the run starts from initial weights"
+        )
     if not statement.opens(opening) or opening.seed != config.seed:
         return "its seed commitment is not opened by this run's seed"
     if statement.config(opening.seed).to_json() != config.to_json():
@@ -132,6 +142,7 @@ class PolRecorder:
         keyframe_every: int = DEFAULT_KEYFRAME_EVERY,
         level: int = ZSTD_LEVEL,
         check_initial: bool = True,
+        initial_weights: str | None = None,
     ) -> None:
         if every < 1:
             raise ModeldeedError(f"checkpoint interval k must be >= 1, got {every}")
@@ -145,13 +156,14 @@ class PolRecorder:
         if optimizer.state:
             raise ModeldeedError("the optimizer has already stepped: a proof is recorded from a fresh optimizer")
         if statement is not None:
-            problem = statement_problem(statement, config, loop, every)
+            problem = statement_problem(statement, config, loop, every, initial_weights)
             if problem:
                 raise ModeldeedError(f"the training statement does not describe this run: {problem}")
         self.directory, self.model, self.optimizer = Path(directory), model, optimizer
         self.data, self.spec, self.config, self.loop = data, spec, config, loop
         self.every, self.statement, self.committed = every, statement, committed
         self.keyframe_every, self.level, self.check_initial = keyframe_every, level, check_initial
+        self.initial_weights = initial_weights
         self.per_epoch = config.steps_per_epoch(len(data))
         self.total_steps = self.per_epoch * config.epochs
         self.step_index = 0
@@ -289,7 +301,16 @@ class PolRecorder:
         self.writer.add_checkpoint(self.step_index, tensors)
 
     def _check_initial_model(self) -> None:
-        """W_0 must be what the seed makes (the hardened verifier re-derives it): build it and compare."""
+        """W_0 must be what the seed makes (the hardened verifier re-derives it): build it and compare; or, when
+        the run starts from initial weights (`initial_weights`: their digest), have exactly that digest."""
+        if self.initial_weights is not None:
+            digest = initial_weights_digest(self.model)
+            if digest != self.initial_weights:
+                raise ModeldeedError(
+                    f"the model's weights (digest {digest[:16]}...) are not the initial weights "
+                    f"{self.initial_weights[:16]}... the run declares"
+                )
+            return
         fresh = build_model(self.spec, seed=self.config.seed, trust_code=True)
         mine = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
         differ = differing(mine, {k: v.detach() for k, v in fresh.state_dict().items()})

@@ -123,6 +123,12 @@ def tensor_digest(tensors: Mapping[str, torch.Tensor]) -> bytes:
     return h.digest()
 
 
+def initial_weights_digest(model: nn.Module) -> str:
+    """D_model (hex) of a model's weights and buffers: what a statement commits to when W_0 is loaded from a file
+    (`--init-weights`), and what the hardened verifier compares with checkpoint 0's model tensors."""
+    return tensor_digest({k: v.detach().to("cpu") for k, v in state_tensors(model).items()}).hex()
+
+
 def state_digests(tensors: Mapping[str, torch.Tensor]) -> tuple[bytes, bytes]:
     """(D_model, D_other) of a checkpoint's tensors."""
     return tensor_digest(model_tensors(tensors)), tensor_digest(other_tensors(tensors))

@@ -79,7 +79,12 @@ class StatementModel(Document):
 
 
 class StatementInitialisation(Document):
+    """How W_0 is made: drawn by `scheme` from the committed seed, or, when `weights` is set, loaded from a file
+    whose model tensors have that digest (`pol.state.initial_weights_digest`; the seed then makes only the RNG
+    and batch order). A proof from given weights proves the training from them, not from scratch."""
+
     scheme: Literal["pytorch-default", "kaiming-normal", "unspecified"]
+    weights: Hex64 | None = None
 
 
 class StatementDataset(Document):
@@ -117,6 +122,8 @@ class TrainingStatement(Document):
         doc = self.model_dump(mode="json")
         if doc["loop"] is None:  # absent, so that statements of modeldeed's own loop keep their ids
             del doc["loop"]
+        if doc["initialisation"]["weights"] is None:  # absent: statements of seeded W_0 keep their ids
+            del doc["initialisation"]["weights"]
         return doc
 
     @property
@@ -186,16 +193,18 @@ def make_statement(
     initialisation: str = "pytorch-default",
     nonce: bytes | None = None,
     loop: LoopDoc | None = None,
+    initial_weights: str | None = None,
 ) -> tuple[TrainingStatement, SeedOpening]:
     """The owner's statement for training `spec` on `data` with `config` (its seed is committed, not shown).
 
     Returns the statement (public: register it before training) and the seed opening (keep it; the
-    finished proof carries it).
+    finished proof carries it). `initial_weights`: the digest of W_0's model tensors when training starts from
+    a weights file (`pol.state.initial_weights_digest`), committed instead of deriving W_0 from the seed.
     """
     nonce = secrets.token_bytes(NONCE_BYTES) if nonce is None else nonce
     statement = TrainingStatement(
         model=StatementModel(architecture=spec.architecture, arguments=dict(spec.arguments)),
-        initialisation=StatementInitialisation(scheme=initialisation),  # type: ignore[arg-type]
+        initialisation=StatementInitialisation(scheme=initialisation, weights=initial_weights),  # type: ignore[arg-type]
         seed_commitment=seed_commitment(config.seed, nonce).hex(),
         training=training_settings(config),
         checkpoint_every=checkpoint_every,
