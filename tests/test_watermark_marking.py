@@ -172,3 +172,12 @@ def test_mark_uses_the_loop_and_leaves_a_clean_copy_alone(work: Path, digits) ->
     changed = any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), base.state_dict().values()))
     assert changed
     assert verify(mk, vk, base).triggers == len(mk.marking_indices())
+
+
+def test_a_fresh_key_never_has_a_challenge_that_hides_every_trigger_or_none() -> None:
+    """ℓ = 4 makes a degenerate challenge likely (1 in 8); a CSPRNG key redraws its nonces instead of failing."""
+    for _ in range(40):
+        mk, vk = pkeygen([str(i) for i in range(10)], (1, 8, 8), security_bits=1)
+        challenge = vk.challenge()
+        assert 0 < challenge.count(0) < len(challenge)
+        assert len(mk.marking_indices()) == challenge.count(0)

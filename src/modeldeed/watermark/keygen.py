@@ -200,33 +200,41 @@ def _generate(
         images = _distinct(abstract_triggers(size, shape, seeds=randomness.image_seeds(size)), shape, randomness)
     else:
         images = _distinct(_checked(images, size, shape), shape, None)
-    image_nonces = tuple(randomness.nonce(b"image-nonce", i) for i in range(size))
-    label_nonces = tuple(randomness.nonce(b"label-nonce", i) for i in range(size))
-    image_commitments = tuple(commit_image(images[i], image_nonces[i]) for i in range(size))
-    values = chosen if chosen is not None else derive_labels(image_commitments, len(names), sets=sets)
-    vk = VerificationKey(
-        scheme,
-        names,
-        shape,
-        float(epsilon),
-        image_commitments,
-        tuple(commit_label(values[i], label_nonces[i]) for i in range(size)),
-        created,
-        source,
-        security_bits,
-        sets,
-        label_kind="derived" if chosen is None else "chosen",
-        demonstration_seed=seed,
-        zk_commitments=None if zk_commit is None else tuple(zk_commit(images, values, image_nonces)),
-    )
-    challenge = None
-    if scheme == "cut-and-choose":
-        challenge = vk.challenge()
-        hidden = challenge.count(0)
-        if hidden == 0 or hidden == size:
-            raise ModeldeedError(
-                f"the challenge left {'no' if hidden == 0 else 'every'} trigger hidden; use more security bits"
-            )
+    # A fresh key's nonces come from the CSPRNG, so a challenge that opens every trigger or none (probability
+    # 2^(1-4n), only likely at demonstration sizes) is redrawn with new nonces; this rejects two of 2^(4n)
+    # challenges, which gives a cheater nothing. A seeded key is reproducible and cannot redraw.
+    attempts = 1 if seed is not None else 16
+    for attempt in range(attempts):
+        image_nonces = tuple(randomness.nonce(b"image-nonce", i) for i in range(size))
+        label_nonces = tuple(randomness.nonce(b"label-nonce", i) for i in range(size))
+        image_commitments = tuple(commit_image(images[i], image_nonces[i]) for i in range(size))
+        values = chosen if chosen is not None else derive_labels(image_commitments, len(names), sets=sets)
+        vk = VerificationKey(
+            scheme,
+            names,
+            shape,
+            float(epsilon),
+            image_commitments,
+            tuple(commit_label(values[i], label_nonces[i]) for i in range(size)),
+            created,
+            source,
+            security_bits,
+            sets,
+            label_kind="derived" if chosen is None else "chosen",
+            demonstration_seed=seed,
+            zk_commitments=None if zk_commit is None else tuple(zk_commit(images, values, image_nonces)),
+        )
+        challenge = None
+        if scheme == "cut-and-choose":
+            challenge = vk.challenge()
+            hidden = challenge.count(0)
+            if (hidden == 0 or hidden == size) and attempt + 1 < attempts:
+                continue
+            if hidden == 0 or hidden == size:
+                raise ModeldeedError(
+                    f"the challenge left {'no' if hidden == 0 else 'every'} trigger hidden; use more security bits"
+                )
+        break
     mk = MarkingKey(
         vk.key_id,
         scheme,
