@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("proof", metavar="PROOF", help="a proof directory (holding proof.json)")
     c.add_argument("--out", required=True, metavar="FILE", help="where to write the commitment (JSON)")
     c.add_argument("--json", action="store_true", help="print the commitment as one JSON object")
+    add_trust_option(c)
     c.set_defaults(handler=run_commit_proof)
 
     o = sub.add_parser(
@@ -75,7 +76,7 @@ def run_commit_proof(args: argparse.Namespace) -> int:
     from ..pol.commitment import commit_proof, save_commitment
     from .common import print_json
 
-    commitment, _ = commit_proof(args.proof)
+    commitment, _ = commit_proof(args.proof, trust_code=args.trust_model_code)
     save_commitment(args.out, commitment)
     if args.json:
         print_json({"id": commitment.id, **commitment.to_json()})

@@ -15,8 +15,10 @@ from pathlib import Path
 import torch
 
 from ..data import Dataset, augment, tensor_digest
-from ..errors import FormatError, file_error
-from ..files import read_regular_file, sha256_bytes
+from ..errors import FormatError, ModeldeedError, file_error
+from ..files import read_regular_file, safetensors_bound, sha256_bytes
+from ..models import ModelSpec, measure_model
+from ..models.arguments import MAX_MODEL_BYTES
 from .checkpoints import TensorRule, decode_checkpoint, parse_safetensors
 from .proof import MAX_DELTA_CHAIN, CheckpointEntry, FileEntry, Proof, StepRecord
 
@@ -42,9 +44,42 @@ class StoredSamples:
         return torch.tensor([where[n] for n in numbers], dtype=torch.int64)
 
 
-def read_verified(directory: Path, entry: FileEntry) -> bytes:
-    """The file's bytes, if and only if they are exactly the ones the listing commits to."""
+RNG_ALLOWANCE = 1 << 18  # the RNG states (at most 64 KiB each) and the scheduler's two scalars
+MODEL_CODE = ":"  # "package.module:factory": user code, sized only when trusted
+
+
+def state_budget(spec: ModelSpec, *, trust_code: bool = False) -> int:
+    """The most bytes one checkpoint's tensors can hold for this architecture: its state (measured on the meta
+    device by `models.measure_model`, which also refuses hostile arguments before anything is built), as much
+    again for SGD's momentum, and the RNG and scheduler allowance. Decoding never allocates more than this."""
+    if MODEL_CODE in spec.architecture and not trust_code:
+        raise ModeldeedError(
+            f"the proof's model {spec.architecture!r} is user code; sizing its checkpoints imports that code, "
+            "so pass --trust-model-code only if you trust it"
+        )
+    size = measure_model(spec, trust_code=trust_code)
+    return 2 * (size.nbytes if size is not None else MAX_MODEL_BYTES) + RNG_ALLOWANCE
+
+
+def file_budget(state_bytes: int) -> int:
+    """The most bytes a checkpoint file holding `state_bytes` of tensors can take: zstd's worst case (the input
+    plus 1/128 and a frame header per tensor) inside a safetensors file."""
+    return safetensors_bound(state_bytes + state_bytes // 128 + (1 << 20), 4096)
+
+
+def read_verified(directory: Path, entry: FileEntry, max_bytes: int | None = None) -> bytes:
+    """The file's bytes, if and only if they are exactly the ones the listing commits to.
+
+    `max_bytes` is the most such a file can honestly take (`file_budget`): a listing that declares more is
+    refused before the file is opened, so a proof cannot make the verifier read gigabytes to hash them.
+    """
     path = directory / entry.file
+    if max_bytes is not None and entry.size > max_bytes:
+        raise file_error(
+            FormatError,
+            path,
+            f"proof.json says it is {entry.size} bytes, more than the {max_bytes} the architecture's state can take",
+        )
     try:
         data = read_regular_file(path, max_bytes=entry.size, within=directory)
     except FormatError as exc:
@@ -106,9 +141,12 @@ class ProofStore:
         cache_size: int = 3,
         allowed: TensorRule | None = None,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
+        trust_code: bool = False,
     ) -> None:
         self.directory = Path(directory)
         self.proof = proof
+        self.trust_code = trust_code
+        self._budget: int | None = None
         self.cache_size = max(cache_size, 1)
         self.cache_bytes = cache_bytes
         self._bytes = 0
@@ -116,6 +154,13 @@ class ProofStore:
         self._cache: OrderedDict[int, dict[str, torch.Tensor]] = OrderedDict()
         self._samples: StoredSamples | None = None
         self._by_step = {c.step: i for i, c in enumerate(proof.checkpoints)}
+
+    @property
+    def budget(self) -> int:
+        """`state_budget` of the proof's architecture, measured on first use."""
+        if self._budget is None:
+            self._budget = state_budget(self.proof.header.spec, trust_code=self.trust_code)
+        return self._budget
 
     def index_of_step(self, step: int) -> int:
         return self._by_step[step]
@@ -138,7 +183,7 @@ class ProofStore:
                 tensors = self._cache[i]
                 continue
             entry = self.proof.checkpoints[i]
-            data = read_verified(self.directory, entry)
+            data = read_verified(self.directory, entry, file_budget(self.budget))
             tensors = decode_checkpoint(
                 data,
                 self.directory / entry.file,
@@ -146,6 +191,7 @@ class ProofStore:
                 tensors if entry.base_step is not None else None,
                 entry.base_step,
                 self.allowed,
+                self.budget,
             )
             self._remember(i, tensors)
         assert tensors is not None

@@ -200,7 +200,7 @@ class ProofWriter:
             number += 1
         if not writer.checkpoints:
             raise ModeldeedError(f"{directory}: the recording stopped before its first checkpoint; start it again")
-        store = ProofStore(directory, writer.proof())
+        store = ProofStore(directory, writer.proof(), trust_code=True)  # the recorder's own files and model code
         writer._previous = {k: v.clone() for k, v in store.checkpoint(len(writer.checkpoints) - 1).items()}
         samples = store.samples()
         if samples is not None:
