@@ -60,9 +60,7 @@ class ProofSummary:
         }
 
 
-def inspect_proof(
-    directory: str | Path, *, metrics: Sequence[str] = METRICS, trust_code: bool = False
-) -> ProofSummary:
+def inspect_proof(directory: str | Path, *, metrics: Sequence[str] = METRICS, trust_code: bool = False) -> ProofSummary:
     """Summarise a proof; every checkpoint is hash-checked and decoded (FormatError if any is bad)."""
     directory = Path(directory)
     proof, pid = load_proof(directory)
