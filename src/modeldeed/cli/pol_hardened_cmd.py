@@ -180,6 +180,7 @@ def run_commit(args: argparse.Namespace) -> int:
     from ..models import build_model, spec_for_data
     from ..pol.statement import OPENING_FILE, STATEMENT_FILE, make_statement, save_opening, save_statement
     from .train_cmd import config_from_args
+    from .training_options import require_epochs
 
     if not 0 <= args.seed < 2**64:
         raise ModeldeedError(f"--seed must lie in [0, 2**64), got {args.seed}")
@@ -192,6 +193,7 @@ def run_commit(args: argparse.Namespace) -> int:
             "breaks the proofs made with it). Pass --force to replace it anyway"
         )
     config = config_from_args(args)
+    require_epochs(config, "a training statement")
     data = load_data(args)
     spec = spec_for_data(
         args.model, data.train.input_shape, data.train.num_classes, args.model_args, trust_code=args.trust_model_code

@@ -20,7 +20,7 @@ from .common import (
     percent,
     print_json,
 )
-from .training_options import add_train_options, config_from_args, marking_summary, training_hooks
+from .training_options import add_train_options, config_from_args, marking_summary, require_epochs, training_hooks
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -48,7 +48,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the interrupted --proof recording in DIR")
     p.add_argument(
         "--statement",
-        metavar="DIR",
+        metavar="STATEMENT",
         help="record under the training statement of `modeldeed pol commit --out DIR` (its directory or "
         "statement.json): the run must have exactly its settings, and the proof carries it and the seed opening",
     )
@@ -82,6 +82,8 @@ def run_train(args: argparse.Namespace) -> int:
     if existing and not args.force:
         raise ModeldeedError(f"{args.out}: already holds a model ({', '.join(existing)}); pass --force to replace it")
     config = config_from_args(args)
+    if args.proof:
+        require_epochs(config, "a proof of learning (--proof)")
     data = load_data(args)
     spec = spec_for_data(
         args.model, data.train.input_shape, data.train.num_classes, args.model_args, trust_code=args.trust_model_code
