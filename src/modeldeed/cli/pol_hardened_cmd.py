@@ -210,7 +210,11 @@ def run_commit(args: argparse.Namespace) -> int:
         data.train, config, spec, checkpoint_every=args.checkpoint_every, trained_parameters=trained, triggers=triggers
     )
     save_statement(out / STATEMENT_FILE, statement, force=args.force)
-    save_opening(out / OPENING_FILE, opening, force=args.force)
+    try:
+        save_opening(out / OPENING_FILE, opening, force=args.force)
+    except OSError:  # a statement without its opening is useless: remove it so the same command can be rerun
+        (out / STATEMENT_FILE).unlink(missing_ok=True)
+        raise
     with_triggers = f", with {triggers.y.numel()} triggers" if triggers else ""
     print(
         f"statement {statement.id} for {spec.architecture} on {data.name} ({statement.dataset.size} samples, Merkle "
