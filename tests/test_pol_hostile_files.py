@@ -194,3 +194,23 @@ def test_overflowing_hyper_parameters_in_proof_json_are_bad_input(proof, tmp_pat
     assert main(["pol", "verify", str(target), "--data", "digits"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"modeldeed: error: {target / 'proof.json'}: field 'training'") and problem in err
+
+
+def test_stored_sample_files_are_bounded_by_their_declared_count_before_reading(tmp_path):
+    from modeldeed.errors import FormatError
+    from modeldeed.pol.proof import FileEntry
+    from modeldeed.pol.store import MAX_STORED_SAMPLE_BYTES, load_sample_file
+
+    name = "samples/samples-000000.safetensors"
+    (tmp_path / "samples").mkdir()
+    with open(tmp_path / name, "wb") as handle:
+        handle.truncate(4 * GIB)  # sparse: what a listed size of 4 GiB would make the reader hold
+    huge = FileEntry(name, "0" * 64, 4 * GIB)
+    with pytest.raises(
+        FormatError,
+        match=r"10000000 stored samples of shape \[3, 32, 32\] take 122960000000 bytes, more than the "
+        f"{MAX_STORED_SAMPLE_BYTES}",
+    ):
+        load_sample_file(tmp_path, huge, 10**7, (3, 32, 32), 10)
+    with pytest.raises(FormatError, match=f"proof.json says it is {4 * GIB} bytes, more than the"):
+        load_sample_file(tmp_path, huge, 8, (1, 8, 8), 10)

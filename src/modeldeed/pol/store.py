@@ -8,6 +8,7 @@ bytes are decoded, so no byte that the proof id does not cover is ever used.
 from __future__ import annotations
 
 import logging
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ class StoredSamples:
         return torch.tensor([where[n] for n in numbers], dtype=torch.int64)
 
 
+MAX_STORED_SAMPLE_BYTES = 256 << 20  # all stored samples together: trigger sets (10^4 CIFAR images: 123 MB)
 RNG_ALLOWANCE = 1 << 18  # the RNG states (at most 64 KiB each) and the scheduler's two scalars
 MODEL_CODE = ":"  # "package.module:factory": user code, sized only when trusted
 
@@ -106,9 +108,20 @@ def read_verified(directory: Path, entry: FileEntry, max_bytes: int | None = Non
 def load_sample_file(
     directory: Path, entry: FileEntry, count: int, shape: tuple[int, int, int], num_classes: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A stored-samples file: exactly `x` (float32, count x shape, finite) and `y` (int64 labels in range)."""
+    """A stored-samples file: exactly `x` (float32, count x shape, finite) and `y` (int64 labels in range).
+
+    Its size is bounded by what `count` samples of `shape` take (and `count` by MAX_STORED_SAMPLE_BYTES)
+    before the file is opened, so a listing cannot make the verifier read or hold more."""
     path = directory / entry.file
-    tensors, _ = parse_safetensors(read_verified(directory, entry), path)
+    nbytes = count * (4 * math.prod(shape) + 8)
+    if nbytes > MAX_STORED_SAMPLE_BYTES:
+        raise file_error(
+            FormatError,
+            path,
+            f"{count} stored samples of shape {list(shape)} take {nbytes} bytes, more than the "
+            f"{MAX_STORED_SAMPLE_BYTES} allowed",
+        )
+    tensors, _ = parse_safetensors(read_verified(directory, entry, safetensors_bound(nbytes, 2)), path)
     if set(tensors) != {"x", "y"}:
         raise file_error(FormatError, path, f"must hold exactly tensors 'x' and 'y', found {sorted(tensors)}")
     x, y = tensors["x"], tensors["y"]
@@ -220,6 +233,13 @@ class ProofStore:
         if self._samples is not None or not self.proof.sample_files:
             return self._samples
         info = self.proof.header.dataset
+        total = sum(entry.count for entry in self.proof.sample_files) * (4 * math.prod(info.input_shape) + 8)
+        if total > MAX_STORED_SAMPLE_BYTES:
+            raise file_error(
+                FormatError,
+                self.directory / "proof.json",
+                f"stores {total} bytes of samples, more than the {MAX_STORED_SAMPLE_BYTES} allowed",
+            )
         xs, ys = [], []
         for entry in self.proof.sample_files:
             x, y = load_sample_file(self.directory, entry, entry.count, info.input_shape, info.num_classes)
