@@ -186,6 +186,75 @@ def _regular_chunks(path: str | Path, *, max_bytes: int, within: str | Path | No
         os.close(fd)
 
 
+MAX_NPY_HEADER = 1 << 16
+
+
+def map_npy(path: str | Path, *, within: str | Path, max_bytes: int, dtypes: tuple[str, ...], ndim: int) -> Any:
+    """A read-only memory map of a `.npy` array file: read per row when indexed, never loaded whole.
+
+    The same checks as `read_regular_file` on the open descriptor (inside `within`, a regular file, at most
+    `max_bytes`), then the header (NumPy's own parser, no pickles: object dtypes are refused) must declare a C-order
+    array of `ndim` dimensions and one of `dtypes` whose size plus the header is exactly the file's size. The map
+    is made from the descriptor that was checked, so a file swapped in meanwhile is never mapped.
+    """
+    import tokenize
+
+    import numpy as np
+    from numpy.lib import format as npy
+
+    path = Path(path)
+    if not inside(path, within):
+        raise _fail(path, f"is outside {within} (a symbolic link out of the directory is not followed)")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise _fail(path, "file not found") from None
+    except OSError as exc:
+        raise _fail(path, f"cannot be opened ({exc.strerror or exc})") from None
+    try:
+        if not _opened_inside(fd, within):
+            raise _fail(path, f"is outside {within} (it was replaced by a link while being opened)")
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _fail(path, f"is not a regular file ({_file_kind(info.st_mode)})")
+        if info.st_size > max_bytes:
+            raise _fail(path, f"is {info.st_size} bytes, more than the {max_bytes} allowed for it")
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            version = npy.read_magic(handle)
+            if version not in ((1, 0), (2, 0), (3, 0)):
+                raise ValueError(f"unknown .npy version {version}")
+            reader = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+            shape, fortran, dtype = reader(handle, max_header_size=MAX_NPY_HEADER)
+        except (ValueError, OSError, SyntaxError, TypeError, RecursionError, tokenize.TokenError) as exc:
+            raise _fail(path, f"is not a .npy array file ({str(exc)[:200]})") from None
+        offset = handle.tell()
+        if dtype.hasobject or dtype.str.lstrip("<|=") not in dtypes:
+            raise _fail(path, f"holds {dtype.str} elements; expected one of {', '.join(dtypes)} (little-endian)")
+        if fortran or len(shape) != ndim:
+            raise _fail(
+                path,
+                f"holds a {'Fortran-order ' if fortran else ''}array of shape {list(shape)}; expected "
+                f"{ndim} dimensions in C order",
+            )
+        count = 1
+        for side in shape:
+            count *= int(side)
+        if offset + count * dtype.itemsize != info.st_size:
+            raise _fail(
+                path,
+                f"is {info.st_size} bytes, but its header declares {list(shape)} {dtype.name} after {offset} header "
+                f"bytes ({offset + count * dtype.itemsize} bytes)",
+            )
+        if count == 0:
+            return np.zeros(shape, dtype=dtype)
+        return np.memmap(handle, dtype=dtype, mode="r", offset=offset, shape=tuple(shape))
+
+
 def _opened_inside(fd: int, within: str | Path) -> bool:
     """Where the open descriptor really points (Linux: /proc/self/fd): closes the window between the check of
     the path and the open, in which a link could be swapped in. Elsewhere the check of the path stands."""

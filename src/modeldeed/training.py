@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -219,7 +220,12 @@ class TrainResult:
 
 
 def configure_determinism(enabled: bool) -> None:
-    """Deterministic kernels where PyTorch has them (warn, don't fail, where it has none)."""
+    """Deterministic kernels where PyTorch has them (warn, don't fail, where it has none).
+
+    On CUDA, cuBLAS is deterministic only with a fixed workspace (CUBLAS_WORKSPACE_CONFIG, read when its handle is
+    made): it is set here unless the user set it, before any CUDA work of the run."""
+    if enabled:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(enabled, warn_only=True)
     torch.backends.cudnn.benchmark = not enabled
     torch.backends.cudnn.deterministic = enabled

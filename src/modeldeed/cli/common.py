@@ -38,7 +38,10 @@ def add_runtime_options(parser: argparse.ArgumentParser) -> None:
 
 def add_trust_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--trust-model-code", action="store_true", help="allow importing a package.module:factory model"
+        "--trust-model-code",
+        action="store_true",
+        help="allow importing the user code a file names: a package.module:factory model, or the step function of "
+        "a proof recorded from an own training loop (docs/own-loop.md)",
     )
 
 

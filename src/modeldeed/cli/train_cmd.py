@@ -30,7 +30,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Train a model with the one training loop and save it as a model directory.",
     )
     add_data_options(p)
-    p.add_argument("--model", default="cnn", help=f"{', '.join(MODEL_NAMES)} or package.module:factory (default: cnn)")
+    p.add_argument(
+        "--model",
+        default="cnn",
+        help=f"{', '.join(MODEL_NAMES)}, timm:NAME (optional extra, untrained) or package.module:factory "
+        "(default: cnn)",
+    )
     p.add_argument(
         "--model-args", metavar="JSON", help="extra keyword arguments for the model factory, as a JSON object"
     )

@@ -1,4 +1,5 @@
-"""Datasets by name: `load_dataset("digits")`, `"fashion-mnist"`, `"cifar10"`, `"folder:PATH"`, `"npz:PATH"`, ..."""
+"""Datasets by name: `load_dataset("digits")`, `"fashion-mnist"`, `"cifar10"`, `"folder:PATH"`, `"npz:PATH"`,
+`"memmap:DIR"` (memory-mapped .npy arrays, read per batch), ..."""
 
 from __future__ import annotations
 
@@ -11,7 +12,17 @@ from ..errors import DataError
 from .augment import augment
 from .dataset import Dataset, DataSplits, from_uint8, split_dataset, tensor_digest
 
-DATASET_NAMES = ("digits", "fashion-mnist", "mnist", "cifar10", "cifar100", "stl10", "folder:PATH", "npz:PATH")
+DATASET_NAMES = (
+    "digits",
+    "fashion-mnist",
+    "mnist",
+    "cifar10",
+    "cifar100",
+    "stl10",
+    "folder:PATH",
+    "npz:PATH",
+    "memmap:DIR",
+)
 
 __all__ = [
     "DATASET_NAMES",
@@ -60,4 +71,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> DataSplits:
         return user.load_folder(name.removeprefix("folder:"))
     if name.startswith("npz:"):
         return user.load_npz(name.removeprefix("npz:"))
+    if name.startswith("memmap:"):
+        from .memmap import load_memmap
+
+        return load_memmap(name.removeprefix("memmap:"))
     raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASET_NAMES)}")

@@ -1,4 +1,5 @@
-"""Architectures by name, and user models as "package.module:factory" with JSON keyword arguments."""
+"""Architectures by name, timm models as "timm:NAME" (optional extra), and user models as "package.module:factory"
+with JSON keyword arguments."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ..files import parse_json_bytes
 from .arguments import MAX_MODEL_BYTES, ModelSize, check_arguments, check_size, size_on_meta
 from .cnn import SmallCNN
 from .resnet import resnet18, resnet20
+from .timm_models import is_timm, timm_factory
 
 BUILTIN: dict[str, Callable[..., nn.Module]] = {"cnn": SmallCNN, "resnet18": resnet18, "resnet20": resnet20}
 DATA_ARGUMENTS = ("in_channels", "num_classes", "input_size")
@@ -33,13 +35,16 @@ class ModelSpec:
 
 
 def is_user_factory(architecture: str) -> bool:
-    return architecture not in BUILTIN
+    """A "module:factory" of the user's (imported only with trust); built-ins and `timm:NAME` are not."""
+    return architecture not in BUILTIN and not is_timm(architecture)
 
 
 def resolve_factory(architecture: str, *, trust_code: bool) -> Callable[..., nn.Module]:
     """A built-in name, or "package.module:factory" (imported only when the caller trusts that code)."""
     if architecture in BUILTIN:
         return BUILTIN[architecture]
+    if is_timm(architecture):  # a library's registry, not user code: no trust needed (see models.timm_models)
+        return timm_factory(architecture)
     module_name, sep, attr = architecture.partition(":")
     if not sep or not module_name or not attr:
         raise ModeldeedError(

@@ -213,6 +213,7 @@ def calibrate(
                     model=ctx.model,
                     source=directory,
                     device=device,
+                    trust_code=trust_code,
                 )
                 outcome = compare(
                     replayed, source.checkpoint(index + 1), start, proof.header.trained_parameters, names, loose

@@ -21,7 +21,7 @@ from .context import CheckResult, IntervalResult, VerificationContext, listed, r
 from .initialisation import failing_layers, ks_tests
 from .intervals import StraightLines, outliers, trained_vector, update_sizes
 from .proof import MAX_DELTA_CHAIN
-from .replay import ReplayMismatch, build_checked_model, replay
+from .replay import ReplayMismatch, build_checked_model, optimizer_keys, replay
 from .source import FullSource
 from .state import (
     RNG_CPU,
@@ -101,7 +101,7 @@ def prepare_model(ctx: VerificationContext) -> None:
     unknown = [n for n in header.trained_parameters if n not in params]
     if unknown:
         raise file_error(FormatError, where, f"trained_parameters names {unknown[:3]}, which the model lacks")
-    ctx.source.set_rule(tensor_rule(ctx.model, header.trained_parameters))
+    ctx.source.set_rule(tensor_rule(ctx.model, header.trained_parameters, optimizer_keys(header)))
 
 
 def checkpoint_steps_problem(found: list[int], total: int, k: int) -> str | None:
@@ -135,6 +135,20 @@ def check_checkpoint_tensors(ctx: VerificationContext, index: int, tensors: Mapp
             raise file_error(FormatError, where, f"lacks {key!r}")
     if int(tensors[SCHEDULER_STEP]) != step:
         raise file_error(FormatError, where, f"scheduler step is {int(tensors[SCHEDULER_STEP])}, must be {step}")
+    header = ctx.source.header
+    if header.loop is not None:
+        # a user's schedule and Adam's step count are re-derived from the settings, never taken on trust
+        lr = header.lr_at_step(step)
+        if float(tensors[SCHEDULER_LR]) != lr:
+            raise file_error(
+                FormatError,
+                where,
+                f"schedule position: learning rate {float(tensors[SCHEDULER_LR])!r}, the declared "
+                f"schedule's at step {step} is {lr!r}",
+            )
+        for name, value in tensors.items():
+            if name.startswith("optimizer/step/") and float(value) != float(step):
+                raise file_error(FormatError, where, f"{name} counts {float(value):g} optimizer steps, not {step}")
     if not bool(torch.isfinite(trained_vector(tensors, ctx.source.header.trained_parameters)).all()):
         raise file_error(FormatError, where, "holds NaN or infinite weights")
 
@@ -143,10 +157,11 @@ def check_schedule(ctx: VerificationContext) -> CheckResult:
     """Every step's learning rate and augmentation seed are the declared schedule's; batches not oversized."""
     header = ctx.source.header
     config = header.config
+    rates = header.learning_rates() if header.loop is not None else None
     per_epoch = config.steps_per_epoch(header.dataset.size)
     problems = []
     for step, record in ctx.source.records():
-        lr = config.lr_at(step // per_epoch)
+        lr = rates[step] if rates is not None and step < len(rates) else config.lr_at(step // per_epoch)
         seed = augment_seed(config.seed, step) if config.augment else None
         if record.lr != lr:
             problems.append(f"step {step}: learning rate {record.lr:g} is not the declared schedule's {lr:g}")
@@ -300,7 +315,9 @@ def initial_of(ctx: VerificationContext) -> dict[str, torch.Tensor]:
         from .state import initial_state
 
         header = ctx.source.header
-        ctx.initial = initial_state(header.spec, header.config, trust_code=ctx.trust_code)
+        ctx.initial = initial_state(
+            header.spec, header.config, trust_code=ctx.trust_code, first_lr=header.lr_at_step(0)
+        )
     return ctx.initial
 
 
@@ -324,6 +341,7 @@ def replay_interval(ctx: VerificationContext, index: int, why: tuple[str, ...] =
             model=ctx.model,
             source=where,
             device=ctx.device,
+            trust_code=ctx.trust_code,
         )
     except ReplayMismatch as exc:
         return f"{span(ctx, index, why)}: {exc}"

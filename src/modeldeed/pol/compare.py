@@ -31,6 +31,8 @@ from .distances import distances
 from .intervals import estimate_reference_distance, trained_vector
 from .state import MODEL_PREFIX, OPTIMIZER_PREFIX, RNG_CUDA, SCHEDULER_LR, differing, same_bits
 
+ADAM_MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")  # Adam's step count is compared exactly
+
 RELATIVE_METRICS = ("l1", "l2")
 
 
@@ -169,8 +171,11 @@ def state_problems(
         a, b = replayed[name], end[name]
         if name in trained_keys:
             continue
-        if name.startswith(OPTIMIZER_PREFIX) and a.is_floating_point():
+        key = name.removeprefix(OPTIMIZER_PREFIX).partition("/")[0] if name.startswith(OPTIMIZER_PREFIX) else None
+        if key == "momentum_buffer" and a.is_floating_point():
             momentum.append(name)
+        elif key in ADAM_MOMENTS and a.is_floating_point():
+            buffers.append(name)  # Adam's moments: within the buffer bound of their own replayed change
         elif name.startswith(MODEL_PREFIX) and a.is_floating_point() and name not in parameter_keys:
             buffers.append(name)
         elif not same_bits(a, b):

@@ -14,6 +14,7 @@ the tolerance must stay a fraction of each interval's own update (see `pol.toler
 
 from __future__ import annotations
 
+import os
 import platform
 from typing import Annotated
 
@@ -39,6 +40,9 @@ REPLAY_FIELDS = (
     "deterministic",
 )
 
+# Compared only when both the recording and the replay run on CUDA (cuDNN's algorithm choice, cuBLAS's workspace).
+CUDA_FIELDS = ("cudnn_deterministic", "cudnn_benchmark", "deterministic_algorithms", "cublas_workspace_config")
+
 
 class Environment(Document):
     """The environment record of a proof (proof.json field `environment`)."""
@@ -54,6 +58,12 @@ class Environment(Document):
     cuda: Text | None = None
     cudnn: int | None = None
     deterministic: bool
+    # CUDA determinism as the run set it (None in proofs recorded before these were kept): compared between two
+    # CUDA environments, where they change which kernels run; informational on the CPU
+    cudnn_deterministic: bool | None = None
+    cudnn_benchmark: bool | None = None
+    deterministic_algorithms: bool | None = None
+    cublas_workspace_config: Text | None = None
     python: Text
     numpy: Text
     platform: Text
@@ -86,6 +96,10 @@ def current_environment(device: str, dtype: str, deterministic: bool, threads: i
         cuda=torch.version.cuda if cuda else None,
         cudnn=torch.backends.cudnn.version() if cuda else None,
         deterministic=deterministic,
+        cudnn_deterministic=bool(torch.backends.cudnn.deterministic),
+        cudnn_benchmark=bool(torch.backends.cudnn.benchmark),
+        deterministic_algorithms=bool(torch.are_deterministic_algorithms_enabled()),
+        cublas_workspace_config=os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
         python=platform.python_version(),
         numpy=np.__version__,
         platform=platform.platform(),
@@ -98,8 +112,9 @@ def differences(recorded: Environment, here: Environment) -> list[str]:
     On a CUDA device the CPU thread count does not change the GPU's kernels, so it is not compared there.
     """
     out = []
-    for name in REPLAY_FIELDS:
-        if name == "threads" and recorded.device_type == "cuda" and here.device_type == "cuda":
+    both_cuda = recorded.device_type == "cuda" and here.device_type == "cuda"
+    for name in REPLAY_FIELDS + (CUDA_FIELDS if both_cuda else ()):
+        if name == "threads" and both_cuda:
             continue
         a, b = getattr(recorded, name), getattr(here, name)
         if a != b:

@@ -148,6 +148,10 @@ def settings_problems(
             "training settings differ from the statement's: "
             + ", ".join(f"{k} {actual.get(k)!r} (statement: {declared.get(k)!r})" for k in differ[:5])
         )
+    if statement.loop is None and header.loop is not None:
+        problems.append("the proof replays a user's own training step, the statement declares modeldeed's SGD step")
+    elif statement.loop is not None and not statement.loop.same_as(header.loop):
+        problems.append(loop_difference(statement.loop, header.loop))
     if header.checkpoint_every != statement.checkpoint_every:
         problems.append(f"k = {header.checkpoint_every}, the statement's is {statement.checkpoint_every}")
     d = statement.dataset
@@ -167,6 +171,21 @@ def settings_problems(
     if list(header.trained_parameters) != expected:
         problems.append(trained_set_problem(header.trained_parameters, expected, "statement"))
     return problems
+
+
+def loop_difference(declared, actual) -> str:  # type: ignore[no-untyped-def]
+    """Which of the own-loop settings (step function, optimizer, schedule, accumulation, clipping) differ."""
+    if actual is None:
+        return "the statement declares a user's own training step, the proof replays modeldeed's SGD step"
+    a, d = actual.to_json(), declared.to_json()
+    differ = []
+    for key in sorted(set(a) | set(d)):
+        if isinstance(d.get(key), dict) and isinstance(a.get(key), dict):
+            inner = sorted(k for k in set(a[key]) | set(d[key]) if a[key].get(k) != d[key].get(k))
+            differ.extend(f"{key}.{k} {a[key].get(k)!r} (statement: {d[key].get(k)!r})" for k in inner)
+        elif a.get(key) != d.get(key):
+            differ.append(f"{key} {a.get(key)!r} (statement: {d.get(key)!r})")
+    return "own-loop settings differ from the statement's: " + ", ".join(differ[:5])
 
 
 def check_commitment(ctx: VerificationContext) -> CheckResult:

@@ -60,6 +60,39 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return tagged_digest(NODE_TAG, left + right)
 
 
+STREAM_CHUNK = 1024
+
+
+def streaming_root(x: torch.Tensor, y: torch.Tensor, chunk: int = STREAM_CHUNK) -> bytes:
+    """`MerkleTree.from_samples(x, y).root`, in one pass over chunks of samples with one pending node per level.
+
+    Memory stays at a chunk of samples plus O(log n) hashes, so a memory-mapped dataset is read once and never
+    held. Equal to the full tree's root: at the end, a level's pending left node is joined with what rises from
+    below, and a node with no partner rises unchanged (the tree's promotion of an odd last node).
+    """
+    pending: list[bytes | None] = []
+    for start in range(0, len(y), chunk):
+        for leaf in leaf_hashes(x[start : start + chunk], y[start : start + chunk]):
+            node, level = leaf, 0
+            while True:
+                if level == len(pending):
+                    pending.append(None)
+                left = pending[level]
+                if left is None:
+                    pending[level] = node
+                    break
+                pending[level] = None
+                node, level = node_hash(left, node), level + 1
+    if not pending:
+        return empty_root()
+    carry: bytes | None = None
+    for left in pending:
+        if left is not None:
+            carry = left if carry is None else node_hash(left, carry)
+    assert carry is not None
+    return carry
+
+
 def empty_root() -> bytes:
     return tagged_digest(EMPTY_TAG, b"")
 

@@ -62,7 +62,7 @@ from .proof import (
     steps_from_doc,
     steps_to_json,
 )
-from .replay import build_checked_model
+from .replay import build_checked_model, optimizer_keys
 from .source import FullSource
 from .state import state_digests, tensor_rule
 from .store import StoredSamples, file_budget, load_sample_file, read_verified, state_budget
@@ -156,7 +156,7 @@ def open_proof(
         raise file_error(FormatError, directory / "proof.json", "checkpoints are not at steps 0, k, 2k, ... and T")
     source = FullSource(directory, proof, trust_code=trust_code)
     model = build_checked_model(proof.header.spec, trust_code=trust_code, source=directory / "proof.json")
-    source.set_rule(tensor_rule(model, proof.header.trained_parameters))
+    source.set_rule(tensor_rule(model, proof.header.trained_parameters, optimizer_keys(proof.header)))
     digests = checkpoint_digests(source.store)
     mine, tree = make_commitment(proof, digests)
     if commitment is not None and commitment.to_json() != mine.to_json():

@@ -27,6 +27,7 @@ from ..models.arguments import check_arguments
 from ..schema import U64, Document, Hex64, Name, Positive, validate_document
 from ..training import TrainConfig
 from .environment import Environment
+from .loop import LoopDoc
 from .settings import config_from_json
 from .statement import CarriedStatement
 
@@ -132,6 +133,7 @@ class HeaderDoc(Document):
     checkpoint_every: Annotated[int, Field(ge=1, le=MAX_STEPS)]
     keyframe_every: Annotated[int, Field(ge=1, le=MAX_DELTA_CHAIN)]
     statement: CarriedStatement | None = None
+    loop: LoopDoc | None = None  # a user's own training step (`pol.own`); absent: modeldeed's SGD step
 
 
 class ProofDoc(HeaderDoc):
@@ -181,6 +183,7 @@ class ProofHeader:
     keyframe_every: int
     modeldeed_version: str = __version__
     statement: CarriedStatement | None = None  # the owner's training statement and seed opening, if recorded
+    loop: LoopDoc | None = None  # a user's own step, optimizer and schedule (`pol.own`); None: `training.sgd_step`
 
     def to_json(self) -> dict[str, Any]:
         doc = {
@@ -198,7 +201,26 @@ class ProofHeader:
         }
         if self.statement is not None:  # absent otherwise
             doc["statement"] = self.statement.to_json()
+        if self.loop is not None:  # absent otherwise, so that proofs of modeldeed's own loop keep their ids
+            doc["loop"] = self.loop.to_json()
         return doc
+
+    def learning_rates(self) -> list[float]:
+        """The learning rate of every step 0..T (entry T: the rate after the last step), from the settings alone."""
+        config = self.config
+        per_epoch = config.steps_per_epoch(self.dataset.size)
+        total = per_epoch * config.epochs
+        if self.loop is not None:
+            from .loop import lr_sequence
+
+            return lr_sequence(self.loop, per_epoch, total)
+        return [config.lr_at(step // per_epoch) for step in range(total + 1)]
+
+    def lr_at_step(self, step: int) -> float:
+        """The learning rate step `step` trains with (the schedule position of a checkpoint at `step`)."""
+        if self.loop is not None:
+            return self.learning_rates()[step]
+        return self.config.lr_at(step // self.config.steps_per_epoch(self.dataset.size))
 
     def digest(self) -> str:
         """SHA-256 of the header's canonical JSON: what a proof commitment binds besides its Merkle root."""
@@ -338,6 +360,8 @@ def parse_proof(doc: dict[str, Any], source: str | Path) -> Proof:
 
 def header_from_doc(doc: HeaderDoc, source: str | Path) -> ProofHeader:
     config = config_from_json(doc.training, source, "training")
+    if doc.loop is not None and config.augment:
+        raise file_error(FormatError, source, "field 'training.augment' must be false for a user's own loop")
     trained = tuple(doc.trained_parameters)
     if len(set(trained)) != len(trained):
         raise file_error(FormatError, source, "field 'trained_parameters' lists a parameter twice")
@@ -363,6 +387,7 @@ def header_from_doc(doc: HeaderDoc, source: str | Path) -> ProofHeader:
         keyframe_every=doc.keyframe_every,
         modeldeed_version=doc.modeldeed_version,
         statement=doc.statement,
+        loop=doc.loop,
     )
 
 

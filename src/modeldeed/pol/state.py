@@ -86,9 +86,12 @@ def training_state(
     return tensors
 
 
-def initial_state(spec: ModelSpec, config: TrainConfig, *, trust_code: bool = False) -> dict[str, torch.Tensor]:
+def initial_state(
+    spec: ModelSpec, config: TrainConfig, *, trust_code: bool = False, first_lr: float | None = None
+) -> dict[str, torch.Tensor]:
     """W_0 as the seed makes it: `build_model(spec, config.seed)`, a fresh optimizer (no momentum), the run's RNG
-    seeded from the seed (`training.seed_run_rng`), the schedule at step 0."""
+    seeded from the seed (`training.seed_run_rng`), the schedule at step 0 (`first_lr`: a user's own schedule's
+    first rate, else the config's)."""
     model = build_model(spec, seed=config.seed, trust_code=trust_code)
     tensors = {MODEL_PREFIX + k: v for k, v in state_tensors(model).items()}
     with torch.random.fork_rng(devices=rng_devices(config)):
@@ -97,7 +100,7 @@ def initial_state(spec: ModelSpec, config: TrainConfig, *, trust_code: bool = Fa
         for index in rng_devices(config):
             tensors[RNG_CUDA] = torch.cuda.get_rng_state(index)
     tensors[SCHEDULER_STEP] = torch.tensor(0, dtype=torch.int64)
-    tensors[SCHEDULER_LR] = torch.tensor(config.lr_at(0), dtype=torch.float64)
+    tensors[SCHEDULER_LR] = torch.tensor(config.lr_at(0) if first_lr is None else first_lr, dtype=torch.float64)
     return tensors
 
 
@@ -143,8 +146,16 @@ def differing(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> l
 MAX_RNG_BYTES = 1 << 16
 
 
-def tensor_rule(model: nn.Module, trained: Sequence[str]) -> Callable[[str, torch.dtype, tuple[int, ...]], str | None]:
-    """Which tensors a checkpoint of `model` may hold, with which dtype and shape (for `decode_checkpoint`)."""
+ADAM_STEP = "step"
+
+
+def tensor_rule(
+    model: nn.Module, trained: Sequence[str], optimizer_keys: Sequence[str] = (MOMENTUM,)
+) -> Callable[[str, torch.dtype, tuple[int, ...]], str | None]:
+    """Which tensors a checkpoint of `model` may hold, with which dtype and shape (for `decode_checkpoint`).
+
+    `optimizer_keys`: the per-parameter state the optimizer keeps (SGD: momentum_buffer; Adam and AdamW of a
+    user's own loop: exp_avg, exp_avg_sq, the scalar float32 step, and max_exp_avg_sq with amsgrad)."""
     expected = {k: (v.dtype, tuple(v.shape)) for k, v in model.state_dict().items()}
     params = {k: (p.dtype, tuple(p.shape)) for k, p in model.named_parameters()}
     trained_set = set(trained)
@@ -156,9 +167,9 @@ def tensor_rule(model: nn.Module, trained: Sequence[str]) -> Callable[[str, torc
                 return "the architecture has no such tensor"
         elif name.startswith(OPTIMIZER_PREFIX):
             key, _, parameter = name.removeprefix(OPTIMIZER_PREFIX).partition("/")
-            if key != MOMENTUM or parameter not in trained_set:
-                return "not the momentum of a trained parameter (the only optimizer state SGD keeps)"
-            want = params[parameter]
+            if key not in optimizer_keys or parameter not in trained_set:
+                return f"not optimizer state ({', '.join(optimizer_keys)}) of a trained parameter"
+            want = (torch.float32, ()) if key == ADAM_STEP else params[parameter]
         elif name in (RNG_CPU, RNG_CUDA):
             if dtype != torch.uint8 or len(shape) != 1 or shape[0] > MAX_RNG_BYTES:
                 return f"an RNG state must be a 1-D uint8 tensor of at most {MAX_RNG_BYTES} bytes"

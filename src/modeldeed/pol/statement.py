@@ -34,7 +34,8 @@ from ..models import ModelSpec
 from ..models.arguments import check_arguments
 from ..schema import U64, Document, Hex64, Name, Positive, load_document, validate_document
 from ..training import TrainConfig
-from .merkle import MerkleTree
+from .loop import LoopDoc
+from .merkle import MerkleTree, streaming_root
 from .settings import config_from_json
 
 STATEMENT_FORMAT = "modeldeed.pol-statement"
@@ -111,9 +112,13 @@ class TrainingStatement(Document):
     dataset: StatementDataset
     trained_parameters: Annotated[list[ParameterName], Field(min_length=1, max_length=1 << 20)] | None = None
     triggers: StatementTriggers | None = None
+    loop: LoopDoc | None = None  # a user's own step, optimizer, schedule, accumulation and clipping (`pol.own`)
 
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        doc = self.model_dump(mode="json")
+        if doc["loop"] is None:  # absent, so that statements of modeldeed's own loop keep their ids
+            del doc["loop"]
+        return doc
 
     @property
     def id(self) -> str:
@@ -159,8 +164,9 @@ class TriggerSet:
 
 
 def dataset_root(data: Dataset) -> str:
-    """The Merkle root (hex) over the exact samples of `data`, in dataset order."""
-    return MerkleTree.from_samples(data.x, data.y).root.hex()
+    """The Merkle root (hex) over the exact samples of `data`, in dataset order, in one streaming pass (memory
+    bounded by a chunk of samples: a memory-mapped dataset is read once, never held)."""
+    return streaming_root(data.x, data.y).hex()
 
 
 def training_settings(config: TrainConfig) -> dict[str, Any]:
@@ -180,6 +186,7 @@ def make_statement(
     triggers: TriggerSet | None = None,
     initialisation: str = "pytorch-default",
     nonce: bytes | None = None,
+    loop: LoopDoc | None = None,
 ) -> tuple[TrainingStatement, SeedOpening]:
     """The owner's statement for training `spec` on `data` with `config` (its seed is committed, not shown).
 
@@ -204,6 +211,7 @@ def make_statement(
         triggers=None
         if triggers is None
         else StatementTriggers(merkle_root=triggers.root(), count=len(triggers.y), key_ids=list(triggers.key_ids)),
+        loop=loop,
     )
     validate_statement(statement, "the new statement")
     return statement, SeedOpening(seed=config.seed, nonce=nonce.hex())

@@ -27,6 +27,8 @@ from typing import Any
 
 from ..data import Dataset
 from ..errors import FormatError, ModeldeedError
+from ..models import is_user_factory
+from ..training import configure_determinism
 from .checks import (
     check_batch_order,
     check_data,
@@ -48,6 +50,7 @@ from .hardened import (
 )
 from .initialisation import LayerTest
 from .intervals import IntervalInfo
+from .loop import BUILTIN_STEP
 from .policy import DEFAULT_DELTA, VerificationPolicy
 from .proof import PROOF_FILE, load_proof
 from .source import FullSource
@@ -158,10 +161,15 @@ def verify_proof(
         proof, proof_id = load_proof(directory)
         source = FullSource(directory, proof, trust_code=trust_code)
     header = source.header
-    if ":" in header.spec.architecture and not trust_code:
+    if is_user_factory(header.spec.architecture) and not trust_code:
         raise ModeldeedError(
             f"{directory}: the proof's model {header.spec.architecture!r} is user code; "
             "verifying it imports that code, so pass trust_code=True (--trust-model-code)"
+        )
+    if header.loop is not None and header.loop.step != BUILTIN_STEP and not trust_code:
+        raise ModeldeedError(
+            f"{directory}: the proof's training step {header.loop.step!r} is user code; replaying it imports and runs "
+            "that code, so pass trust_code=True (--trust-model-code) only for code you trust"
         )
     check_dataset_kind(directory, header.dataset, data)
     ctx = VerificationContext(directory, source, proof_id, data, policy, device, trust_code, progress)
@@ -208,6 +216,7 @@ def decide_mode(ctx: VerificationContext) -> None:
     """Exact replay when the environment matches (or the policy demands it), else the tolerance."""
     assert ctx.model is not None
     header = ctx.source.header
+    configure_determinism(header.config.deterministic)  # as the replay will run, so the record compares like with like
     here = current_environment(ctx.device, model_dtype(ctx.model), header.config.deterministic)
     ctx.environment_differences = differences(header.environment, here)
     mode = ctx.policy.replay_mode
