@@ -18,7 +18,7 @@ with atheris.instrument_imports(include=["modeldeed"]):
     from modeldeed.pol.store import state_budget
 
 ENTRIES = json.loads((WORK_DIR / "checkpoints.json").read_text())
-BUDGET = state_budget(load_proof(WORK_DIR / "proof")[0].header.spec)  # what every reader passes (pol.store)
+BUDGET = state_budget(load_proof(WORK_DIR / "proof")[0].header)  # what every reader passes (pol.store)
 DECODED: dict[int, dict] = {}
 for entry in ENTRIES:
     raw = (WORK_DIR / "proof" / entry["file"]).read_bytes()

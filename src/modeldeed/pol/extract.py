@@ -17,7 +17,7 @@ from torch import nn
 from ..errors import FormatError, file_error
 from ..models import load_state_exactly
 from .proof import PROOF_FILE, Proof, load_proof
-from .replay import build_checked_model
+from .replay import build_checked_model, optimizer_keys
 from .source import FullSource
 from .state import model_tensors, tensor_rule
 
@@ -38,7 +38,7 @@ def model_from_proof(directory: str | Path, *, trust_code: bool = False) -> Extr
         raise file_error(FormatError, directory / PROOF_FILE, "has no checkpoint after its last step")
     model = build_checked_model(proof.header.spec, trust_code=trust_code, source=directory / PROOF_FILE)
     source = FullSource(directory, proof, trust_code=trust_code)
-    source.set_rule(tensor_rule(model, proof.header.trained_parameters))
+    source.set_rule(tensor_rule(model, proof.header.trained_parameters, optimizer_keys(proof.header)))
     last = proof.checkpoints[-1]
     tensors = model_tensors(source.checkpoint(len(proof.checkpoints) - 1))
     load_state_exactly(model, {k: v.clone() for k, v in tensors.items()}, directory / last.file)

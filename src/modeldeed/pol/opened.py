@@ -302,7 +302,7 @@ class OpenedSource:
             raise file_error(FormatError, self.directory / OPENED_FILE, f"checkpoint {index} is not opened")
         entry = FileEntry(leaf.file.file, leaf.file.sha256, leaf.file.size)
         if self._budget is None:
-            self._budget = state_budget(self.header.spec, trust_code=self.trust_code)
+            self._budget = state_budget(self.header, trust_code=self.trust_code)
         data = read_verified(self.directory, entry, file_budget(self._budget))
         tensors = decode_checkpoint(
             data, self.directory / entry.file, leaf.step, None, None, self.allowed, self._budget

@@ -16,12 +16,13 @@ from pathlib import Path
 import torch
 
 from ..data import Dataset, augment, tensor_digest
-from ..errors import FormatError, ModeldeedError, file_error
+from ..errors import FormatError, file_error
 from ..files import read_regular_file, safetensors_bound, sha256_bytes
-from ..models import ModelSpec, measure_model
+from ..models import measure_model
 from ..models.arguments import MAX_MODEL_BYTES
 from .checkpoints import TensorRule, decode_checkpoint, parse_safetensors
-from .proof import MAX_DELTA_CHAIN, CheckpointEntry, FileEntry, Proof, StepRecord
+from .loop import state_keys
+from .proof import MAX_DELTA_CHAIN, CheckpointEntry, FileEntry, Proof, ProofHeader, StepRecord
 
 log = logging.getLogger(__name__)
 
@@ -47,20 +48,17 @@ class StoredSamples:
 
 MAX_STORED_SAMPLE_BYTES = 256 << 20  # all stored samples together: trigger sets (10^4 CIFAR images: 123 MB)
 RNG_ALLOWANCE = 1 << 18  # the RNG states (at most 64 KiB each) and the scheduler's two scalars
-MODEL_CODE = ":"  # "package.module:factory": user code, sized only when trusted
 
 
-def state_budget(spec: ModelSpec, *, trust_code: bool = False) -> int:
-    """The most bytes one checkpoint's tensors can hold for this architecture: its state (measured on the meta
-    device by `models.measure_model`, which also refuses hostile arguments before anything is built), as much
-    again for SGD's momentum, and the RNG and scheduler allowance. Decoding never allocates more than this."""
-    if MODEL_CODE in spec.architecture and not trust_code:
-        raise ModeldeedError(
-            f"the proof's model {spec.architecture!r} is user code; sizing its checkpoints imports that code, "
-            "so pass --trust-model-code only if you trust it"
-        )
-    size = measure_model(spec, trust_code=trust_code)
-    return 2 * (size.nbytes if size is not None else MAX_MODEL_BYTES) + RNG_ALLOWANCE
+def state_budget(header: ProofHeader, *, trust_code: bool = False) -> int:
+    """The most bytes one checkpoint's tensors can hold for this proof: the architecture's state (measured on
+    the meta device by `models.measure_model`, which also refuses hostile arguments and untrusted user code
+    before anything is built), as much again for each per-parameter optimizer state the proof's optimizer
+    keeps (SGD's momentum; Adam's moments and step), and the RNG and scheduler allowance. Decoding never
+    allocates more than this."""
+    size = measure_model(header.spec, trust_code=trust_code)
+    keys = state_keys(header.loop.optimizer) if header.loop is not None else ("momentum_buffer",)
+    return (1 + len(keys)) * (size.nbytes if size is not None else MAX_MODEL_BYTES) + RNG_ALLOWANCE
 
 
 def file_budget(state_bytes: int) -> int:
@@ -172,7 +170,7 @@ class ProofStore:
     def budget(self) -> int:
         """`state_budget` of the proof's architecture, measured on first use."""
         if self._budget is None:
-            self._budget = state_budget(self.proof.header.spec, trust_code=self.trust_code)
+            self._budget = state_budget(self.proof.header, trust_code=self.trust_code)
         return self._budget
 
     def index_of_step(self, step: int) -> int:
