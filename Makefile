@@ -9,9 +9,23 @@ STAMP := $(VENV)/.installed
 TORCH := torch==2.13.0
 TORCH_FALLBACK_INDEX := https://download.pytorch.org/whl/cpu
 
-.PHONY: install test demo bench lint clean fuzz
+# The zero-knowledge circuit (modeldeed.zk) runs on o1js from npm, pinned by a committed lockfile. npm ci
+# installs exactly that into the package's js folder (no install scripts, no optional native binaries).
+# Without Node.js the rest works and the zk tests skip; in CI (CI set) a missing npm is an error.
+ZK_JS := src/modeldeed/zk/js
+ZK_STAMP := $(ZK_JS)/node_modules/.modeldeed-installed
 
-install: $(STAMP)
+.PHONY: install test demo bench lint clean fuzz zk-toolchain
+
+install: $(STAMP) zk-toolchain
+
+zk-toolchain:
+	@if [ -f $(ZK_STAMP) ] && [ $(ZK_STAMP) -nt $(ZK_JS)/package-lock.json ]; then :; \
+	elif command -v npm >/dev/null 2>&1; then \
+	  npm ci --prefix $(ZK_JS) --omit=optional --ignore-scripts --no-audit --no-fund --loglevel=error \
+	  && touch $(ZK_STAMP); \
+	elif [ -n "$$CI" ]; then echo "error: npm (Node.js >= 18.14) is required in CI for modeldeed.zk"; exit 1; \
+	else echo "note: Node.js/npm not found: zero-knowledge verification (modeldeed.zk) and its tests are skipped"; fi
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,4 +56,4 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks fuzz
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache fuzz/corpus fuzz/work fuzz/logs
+	rm -rf $(VENV) demo .pytest_cache fuzz/corpus fuzz/work fuzz/logs $(ZK_JS)/node_modules

@@ -76,6 +76,14 @@ def main() -> None:
 
     for i, receipt in enumerate(receipts()):
         (corpus("receipt") / f"receipt-{i}.json").write_text(receipt_text(receipt))
+    zk_proof = {  # the shape `watermark zk-prove` writes (docs/formats.md); a real proof string needs o1js
+        "format": "modeldeed.zk.watermark-proof", "version": 1, "key_id": "ab" * 32, "model_digest": "cd" * 32,
+        "circuit_id": "ef" * 32, "o1js": "2.15.0", "dims": [64, 16, 10], "slots": 8, "hidden": 4, "required": 4,
+        "chunks": [{"threshold": 4, "seed": "7", "proof": "QUJD"}],
+        "quantization": {"weight_bits": 16, "hidden_triggers": {"agreeing": 4, "total": 4, "rate": 1.0}},
+        "prove_seconds": 1.0, "created": "2026-01-01T00:00:00Z",
+    }  # fmt: skip
+    (corpus("zk_proof") / "proof.json").write_text(json.dumps(zk_proof))
     print(f"seed corpora in {CORPUS_DIR}, originals in {WORK_DIR}")
 
 

@@ -38,6 +38,7 @@ def tiny_demo(tmp_path_factory):
         sweeps=("prune",),
         spoof_methods=("infinitesimal",),
         checkpoint_every=30,
+        zk=False,  # the zero-knowledge stage is tested in test_zk_proofs.py, with the session's one circuit
     )
     return run, run_demo(run, setting, progress=False)
 

@@ -108,6 +108,7 @@ def test_demo_keeps_its_own_warnings_out_of_the_terminal_and_shows_progress(tmp_
         "prune-0.6",
         "--sweeps",
         "",
+        "--no-zk",
     ]  # blindfold warns at 6
     assert main([*args, "--spoofs", "blindfold"]) == 0
     captured = capsys.readouterr()

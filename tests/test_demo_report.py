@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import shlex
+import threading
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -17,8 +18,10 @@ from modeldeed.errors import ModeldeedError
 from modeldeed.experiments import ExperimentSetting, run_experiment
 from modeldeed.experiments.demo import DemoSetting, run_demo
 from modeldeed.experiments.rundir import RunDirectory, default_run_directory
+from modeldeed.pol.commitment import load_commitment
 from modeldeed.pol.proof import load_proof
 from modeldeed.pol.statement import load_statement
+from modeldeed.registry import load_log_key, load_receipt, verify_receipt
 from modeldeed.report.render import build_report
 from modeldeed.report.verdict import demo_claims
 from modeldeed.watermark import load_verification_key
@@ -138,9 +141,24 @@ def test_evidence_names_the_files_beside_the_report(tiny_demo):
     assert evidence["keys"]["public"]["key_id"] == load_verification_key(run / "keys" / "public").key_id
     assert evidence["proof"]["proof_id"] == load_proof(run / "proof")[1]
     assert evidence["statement"]["statement_id"] == load_statement(run / "statement.json").id
-    assert evidence["registry"] == {"status": "not registered", "entries": []}
+    # registered on the demo's own loopback log, in an owner's order: keys and statement before training
+    registry = evidence["registry"]
+    entries = registry["entries"]
+    kinds = ["watermark-key", "watermark-key", "pol-statement", "pol-commitment", "model"]
+    assert [e["kind"] for e in entries] == kinds
+    assert [e["log_index"] for e in entries] == [0, 1, 2, 3, 4]
+    assert [e["registered_at"] for e in entries] == sorted(e["registered_at"] for e in entries)
+    log_key = load_log_key(run / registry["log_key"])
+    for e in entries:
+        receipt = load_receipt(run / e["receipt"])
+        assert verify_receipt(receipt, log_key).valid and receipt.entry.digest == e["digest"]
+    assert entries[2]["digest"] == evidence["statement"]["statement_id"]
+    assert entries[3]["digest"] == load_commitment(run / "commitment.json").id
+    assert not [t for t in threading.enumerate() if t.name == "local-registry"]  # nothing left running
+    assert results["proof"]["hardened"]["accepted"] is True
     text = " ".join(parse(run / "report.html").text)
-    for value in (evidence["model"]["sha256"], evidence["proof"]["proof_id"], results["machine"]["torch"]):
+    for value in (evidence["model"]["sha256"], evidence["proof"]["proof_id"], results["machine"]["torch"],
+                  entries[2]["registered_at"], entries[4]["receipt"], "pol-commitment"):  # fmt: skip
         assert value in text
 
 
@@ -161,12 +179,12 @@ def test_a_second_run_never_writes_over_the_first(tiny_demo, tmp_path, capsys):
     run, _ = tiny_demo
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     with pytest.raises(ModeldeedError, match="already holds files.*--force"):
-        run_demo(run, DemoSetting(epochs=2, attacks=(), sweeps=(), spoof_methods=()), progress=False)
-    assert main(["demo", "--out", str(run), "--epochs", "2", "--no-progress"]) == 2
+        run_demo(run, DemoSetting(epochs=2, attacks=(), sweeps=(), spoof_methods=(), zk=False), progress=False)
+    assert main(["demo", "--out", str(run), "--epochs", "2", "--no-progress", "--no-zk"]) == 2
     assert "--force" in capsys.readouterr().err
     # a forced run that fails (an unknown attack) leaves the earlier run as it was, and nothing half-written
     with pytest.raises(ModeldeedError, match="unknown suite attacks"):
-        run_demo(run, DemoSetting(epochs=2, attacks=("nonsense",)), force=True, progress=False)
+        run_demo(run, DemoSetting(epochs=2, attacks=("nonsense",), zk=False), force=True, progress=False)
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
     assert not [p for p in run.parent.iterdir() if p.name.startswith(".")]
     assert main(["watermark", "verify", str(run / "model"), "--key", str(run / "keys" / "private")]) == 0
@@ -259,12 +277,36 @@ def test_demo_seed_repeats_the_whole_run(tmp_path):
     from modeldeed.watermark import load_marking_key
 
     setting = DemoSetting(
-        epochs=2, seed=3, key_seed=3, attacks=("prune-0.6",), sweeps=(), spoof_methods=("infinitesimal",)
+        epochs=2, seed=3, key_seed=3, attacks=("prune-0.6",), sweeps=(), spoof_methods=("infinitesimal",), zk=False
     )
     first = run_demo(tmp_path / "a", setting, progress=False)
     second = run_demo(tmp_path / "b", setting, progress=False)
+    # what the log adds differs by design: its clock, the owner's identity (from `secrets`), and the intervals
+    # the log's beacon draws for the hardened replay (one draw per registration, unknown before it)
+    for results in (first, second):
+        registry = results["evidence"]["registry"]
+        assert registry.pop("submitter") and all(e.pop("registered_at") for e in registry["entries"])
+        commands = results["evidence"]["commands"]
+        assert sum(c.pop("claim").startswith("registration of") for c in commands) == 5
+        hardened = results["proof"]["hardened"]
+        assert hardened.pop("replays") and hardened.pop("replayed_intervals") >= 1
     assert comparable(first) == comparable(second)
     assert first["evidence"]["demonstration_keys"] and first["evidence"]["key_seed"] == 3
     a, b = load_marking_key(tmp_path / "a" / "keys" / "private"), load_marking_key(tmp_path / "b" / "keys" / "private")
     assert a.images.equal(b.images) and a.labels.equal(b.labels)
     assert "for demonstration only" in " ".join(parse(tmp_path / "a" / "report.html").verdict)
+
+
+def test_the_report_says_when_and_why_the_zero_knowledge_step_did_not_run(tiny_demo, monkeypatch):
+    from modeldeed.cli.demo_cmd import summary
+    from modeldeed.experiments.demo import zk_skip_reason
+
+    run, results = tiny_demo
+    assert results["zk"] == {"skipped": "left out on request (demo --no-zk)"}
+    assert "Zero-knowledge public verification left out on request (demo --no-zk)." in (run / "report.html").read_text()
+    assert "watermark, zero-knowledge (mlp)" in summary(results) and "skipped" in summary(results)
+    monkeypatch.setenv("MODELDEED_NODE", "/nonexistent/node")  # no Node.js: the default run says so, --zk fails
+    reason = zk_skip_reason(DemoSetting())
+    assert reason is not None and reason.startswith("skipped: ") and "Node.js" in reason
+    with pytest.raises(ModeldeedError, match="demo --zk: .*Node.js"):
+        zk_skip_reason(DemoSetting(zk=True))

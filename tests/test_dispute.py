@@ -9,6 +9,7 @@ with `--registry`; a forger who saw the model makes a key from images and the mo
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 import time
@@ -26,7 +27,7 @@ from modeldeed.files import canonical_json
 from modeldeed.models import load_model
 from modeldeed.registry import load_identity
 from modeldeed.registry.logkey import load_signer_key
-from modeldeed.watermark import read_trigger_images
+from modeldeed.watermark import load_reveal, load_verification_key, read_trigger_images
 from modeldeed.watermark.verify import classify
 
 pytestmark = pytest.mark.slow
@@ -138,7 +139,14 @@ def test_the_owner_wins_and_the_forger_loses_with_reasons(world, tmp_path, capsy
     # both files; the page leads with the verdict and escapes what claimants wrote
     page = (tmp_path / "j" / "judgement.html").read_text()
     body = page.split("<body>", 1)[1]
-    assert body.index("class='verdict established'") < body.index("Claim 0")
+    # the demo report's layout: the verdict box first, the decision and then one marked line per claim
+    verdict = body[body.index('<div class="verdict"') : body.index("</div>")]
+    assert body.index('<div class="verdict"') < body.index("<h3>Claim 0")
+    items = verdict.split("<li ")[1:]
+    assert items[0].startswith(f'class="good">{html.escape(j["verdict"])}')
+    assert items[1].startswith('class="bad">Claim 0') and "does not count" in items[1]
+    assert items[2].startswith('class="good">Claim 1') and "counts, registered at" in items[2]
+    assert "Content-Security-Policy" in page and "<script" not in page
     assert "owner &lt;b&gt;&amp;co&lt;/b&gt;" in page and "<b>&co</b>" not in page
     assert json.loads((tmp_path / "j" / "judgement.json").read_text()) == j
 
@@ -269,3 +277,31 @@ def test_bad_input_from_the_judge_is_exit_2(world, tmp_path, capsys):
     assert code == 2 and "not a valid registration of the disputed model" in err
     code, _, err = dispute(world, tmp_path / "j", *(["owner-private"] * 33), capsys=capsys)
     assert code == 2 and "at most 32 claims" in err
+
+
+def test_a_key_built_from_another_claimants_revealed_set_does_not_count(world, tmp_path, capsys):
+    root = world["root"]
+    # the owner's revealed set is public: the thief saves its images and labels and makes a key of his own from them
+    reveal = load_reveal(root / "owner/reveal", load_verification_key(root / "owner/keys"))
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    images = reveal.opening.images
+    for i, image in enumerate(images):
+        pixels = (image[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        Image.fromarray(pixels, mode="L").save(pics / f"t{i:03d}.png")
+    (tmp_path / "labels.txt").write_text("".join(f"{int(y)}\n" for y in reveal.opening.labels))
+    args = ["watermark", "keygen", "--data", "digits", "--images", pics, "--labels", tmp_path / "labels.txt",
+            "--out", tmp_path / "keys", "--registry", world["url"], "--log-key", world["pub"],
+            "--identity", root / "thief/id"]  # fmt: skip
+    assert run(args, capsys)[0] == 0
+    args = ["claim", world["model"], "--watermark", tmp_path / "keys", "--identity", root / "thief/id",
+            "--out", tmp_path / "claim"]  # fmt: skip
+    assert run(args, capsys)[0] == 0
+    code, j, _ = dispute(world, tmp_path / "j", tmp_path / "claim", "owner-public", extra=with_log(world),
+                         capsys=capsys)  # fmt: skip
+    assert code == 0 and j["winner"]["claim"] == 1
+    thief = j["claims"][0]["evidence"][0]
+    assert thief["verified"] is True and thief["counts"] is False
+    assert f"{len(images)} of its triggers were revealed by claim 1" in reasons_of(j, 0)
+    # the owner's own reveal, in the owner's own claim, does not count against the owner
+    assert not any("were revealed by" in r for r in j["claims"][1]["evidence"][0]["reasons"])

@@ -48,8 +48,12 @@ def test_keys_are_private_and_not_overwritten(env, capsys):
 
 
 def test_publish_and_verify_kinds(env, tmp_path, capsys):
-    statement = write_json(tmp_path / "statement.json", {"format": "modeldeed.pol-statement", "version": 1, "x": 1})
-    assert publish(env, statement, tmp_path / "r1.json") == 0
+    # a document that says it is a training statement is validated as one before anything is registered
+    fake = write_json(tmp_path / "fake.json", {"format": "modeldeed.pol-statement", "version": 1, "x": 1})
+    assert publish(env, fake, tmp_path / "r0.json") == 2
+    assert "fake.json: field 'version'" in capsys.readouterr().err and not (tmp_path / "r0.json").exists()
+    statement = write_json(tmp_path / "statement.json", {"format": "my-statement", "version": 1, "x": 1})
+    assert publish(env, statement, tmp_path / "r1.json", "--kind", "pol-statement") == 0
     receipt = json.loads((tmp_path / "r1.json").read_text())
     assert receipt["entry"]["kind"] == "pol-statement"
     # canonical JSON: indentation does not matter, the parsed document does
@@ -74,9 +78,9 @@ def test_publish_and_verify_kinds(env, tmp_path, capsys):
     assert publish(env, unknown, tmp_path / "r3.json") == 2
     assert "--kind" in capsys.readouterr().err
     assert publish(env, unknown, tmp_path / "r3.json", "--kind", "claim") == 0
-    assert publish(env, statement, tmp_path / "r4.json", "--kind", "model") == 2  # contradicts its format
+    assert publish(env, key_dir, tmp_path / "r4.json", "--kind", "model") == 2  # contradicts its format
     # publishing again returns the earlier entry
-    assert publish(env, statement, tmp_path / "r5.json") == 0
+    assert publish(env, statement, tmp_path / "r5.json", "--kind", "pol-statement") == 0
     assert "already registered" in capsys.readouterr().out
     assert json.loads((tmp_path / "r5.json").read_text()) == receipt
 

@@ -66,6 +66,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--threads", type=int, default=d.threads, help=f"CPU threads (default: {d.threads})")
     p.add_argument("--no-progress", action="store_true", help="hide progress")
+    p.add_argument(
+        "--zk",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also verify a watermarked MLP in zero knowledge (default: when Node.js and o1js are installed, "
+        "otherwise the report says it was skipped and why; --zk requires them, --no-zk leaves the step out). "
+        "It adds about 1-2 minutes, plus compiling the circuit once (docs/zk.md)",
+    )
     p.set_defaults(handler=run_demo_cmd)
 
 
@@ -91,6 +99,7 @@ def run_demo_cmd(args: argparse.Namespace) -> int:
         spoof_methods=spoofs,
         attacks=tuple(a for a in args.attacks.split(",") if a),
         sweeps=tuple(a for a in args.sweeps.split(",") if a),
+        zk=args.zk,
     )
     out = args.out or str(default_run_directory())
     seconds = estimate_seconds(setting)
@@ -121,6 +130,13 @@ def summary(results: dict[str, Any]) -> str:
                 f"{v['agreements']} of {v['triggers']} triggers ({v['threshold']} needed)",
             )
         )
+    zk = results.get("zk")
+    if zk and "skipped" in zk:
+        rows.append(("watermark, zero-knowledge (mlp)", "skipped", zk["skipped"]))
+    elif zk:
+        v = zk["zero_knowledge"]
+        detail = f"at least {v['proven_at_least']} of {v['hidden']} hidden triggers ({v['required']} needed), none seen"
+        rows.append(("watermark, zero-knowledge (mlp)", accepted_word(v["accepted"]), detail))
     for name, v in results["proof"].items():
         rows.append(
             (f"proof, {name} verifier", accepted_word(v["accepted"]), ", ".join(v["failed"]) or "all checks passed")

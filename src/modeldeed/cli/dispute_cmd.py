@@ -84,7 +84,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "claim",
         help="assemble a signed claim directory for a dispute",
         description="Copy your evidence (a watermark key with its registration receipt, a reveal for public "
-        "verification) into CLAIM_DIR and sign claim.json with your submitter identity, the one that registered "
+        "verification; a proof of learning with its registered statement and commitment) into CLAIM_DIR and "
+        "sign claim.json with your submitter identity, the one that registered "
         "the evidence. Hand the directory to the judge of `modeldeed dispute`.",
     )
     c.add_argument("model_dir", metavar="MODEL", help="the model you claim")
@@ -92,7 +93,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     c.add_argument(
         "--watermark",
         action="append",
-        required=True,
+        default=[],
         metavar="KEYDIR",
         help=f"a watermark key directory (repeatable, at most {MAX_EVIDENCE}); its marking key is included unless "
         "a --reveal of it is given",
@@ -119,6 +120,26 @@ def register(commands: argparse._SubParsersAction) -> None:
         metavar="RECEIPT.json",
         help="the reveal's receipt, one per --reveal in order (default: DIR/reveal.receipt.json if present)",
     )
+    p = c.add_argument_group(
+        "proof of learning",
+        "a proof of the model's training, checked by the hardened verifier on the disputed model; dated by the "
+        "statement's registration (`pol commit --registry`, before training)",
+    )
+    p.add_argument(
+        "--pol-proof",
+        metavar="DIR",
+        help="a proof directory (`train --proof`), or an opened proof (`pol open` with the commitment's receipt) "
+        "for proofs with more files than a claim holds",
+    )
+    p.add_argument("--pol-statement", metavar="STATEMENT", help="the training statement (`pol commit`'s directory)")
+    p.add_argument("--pol-commitment", metavar="FILE", help="the proof commitment (`pol commit-proof --out FILE`)")
+    p.add_argument(
+        "--pol-receipts",
+        nargs=2,
+        metavar=("STATEMENT_RECEIPT", "COMMITMENT_RECEIPT"),
+        help="the two registration receipts (default: statement.receipt.json next to the statement, "
+        "NAME.receipt.json next to the commitment, as `--registry` saves them)",
+    )
     c.add_argument("--name", default="", help="what to call you in the judgement (shown, not checked)")
     c.add_argument("--log-key", metavar="PUB", help="check every receipt against the log's public key first")
     c.add_argument("--out", required=True, metavar="CLAIM_DIR", help="a new directory for the claim")
@@ -126,7 +147,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_claim(args: argparse.Namespace) -> int:
-    from ..dispute import WatermarkSource, make_claim
+    from ..dispute import PolSource, WatermarkSource, make_claim
     from ..models.digest import model_digest
     from ..registry import load_identity, load_log_key, load_receipt, verify_receipt
     from ..watermark import load_reveal, load_verification_key
@@ -146,7 +167,7 @@ def run_claim(args: argparse.Namespace) -> int:
         if matches[0] in reveals:
             raise ModeldeedError(f"{reveal_dir}: a second reveal of one key; a claim checks one reveal per key")
         reveals[matches[0]] = (reveal_dir, args.reveal_receipt[number] if args.reveal_receipt else None)
-    sources = [
+    sources: list[Any] = [
         WatermarkSource(key_dir, args.receipt[i] if args.receipt else None, *reveals.get(i, (None, None)))
         for i, key_dir in enumerate(args.watermark)
     ]
@@ -159,6 +180,19 @@ def run_claim(args: argparse.Namespace) -> int:
             verdict = verify_receipt(load_receipt(path), log_key)
             if not verdict.valid:
                 raise ModeldeedError(f"{path}: the receipt does not verify: " + "; ".join(verdict.reasons))
+        if args.pol_receipts:
+            for path in args.pol_receipts:
+                verdict = verify_receipt(load_receipt(path), log_key)
+                if not verdict.valid:
+                    raise ModeldeedError(f"{path}: the receipt does not verify: " + "; ".join(verdict.reasons))
+    pol = (args.pol_proof, args.pol_statement, args.pol_commitment)
+    if any(pol) or args.pol_receipts:
+        if not all(pol):
+            raise ModeldeedError("PoL evidence needs --pol-proof, --pol-statement and --pol-commitment together")
+        receipts = args.pol_receipts or (None, None)
+        sources.append(PolSource(args.pol_proof, args.pol_statement, args.pol_commitment, *receipts))
+    if not sources:
+        raise ModeldeedError("a claim needs evidence: --watermark KEYDIR and/or --pol-proof DIR ...")
     out = make_claim(args.out, identity, digest, sources, name=args.name)
     print(f"claim written to {out} ({len(sources)} item(s) of evidence), signed by {identity.fingerprint}")
     print(f"  model digest: {digest}")

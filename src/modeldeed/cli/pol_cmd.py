@@ -252,15 +252,55 @@ def run_verify(args: argparse.Namespace) -> int:
     )
     if hardening is not None:
         policy = hardening.policy(policy)
+    progress = progress_file(args)
     data = proof_training_data(args)
     verdict = verify_proof(
         args.proof, data, policy, device=args.device, trust_code=args.trust_model_code, progress=not args.no_progress
     )
+    if progress is not None:
+        verdict = with_progress(verdict, args)
     if args.json:
         print_json(verdict.to_json())
     else:
         print_verdict(verdict, policy.metrics, threads_note)
     return 0 if verdict.accepted else 1
+
+
+def progress_file(args: argparse.Namespace) -> Path | None:
+    """The proof's registered progress chain (DIR/progress/progress.json), checked when --log-key is given."""
+    from ..pol.progress import PROGRESS_DIR, PROGRESS_FILE
+
+    path = Path(args.proof) / PROGRESS_DIR / PROGRESS_FILE
+    if not args.log_key:
+        return None
+    if not path.is_file():
+        if not (args.commitment_receipt or args.statement_receipt):
+            raise ModeldeedError(
+                "--log-key checks --commitment-receipt / --statement-receipt or the proof's progress chain "
+                f"({path} is not there)"
+            )
+        return None
+    if not (Path(args.proof) / "proof.json").is_file():
+        raise ModeldeedError(f"{args.proof}: the progress chain is checked against a full proof's checkpoints")
+    return path
+
+
+def with_progress(verdict, args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The verdict with the progress chain's registrations as notes, rejected if a registered link disagrees."""
+    import dataclasses
+
+    from ..pol.progress import check_progress, proof_leaves
+    from ..registry import load_log_key
+
+    leaves, statement = proof_leaves(args.proof)
+    check = check_progress(args.proof, leaves, statement, load_log_key(args.log_key))
+    reasons = tuple(f"progress: {p}" for p in check.problems)
+    return dataclasses.replace(
+        verdict,
+        accepted=verdict.accepted and not reasons,
+        reasons=verdict.reasons + reasons,
+        notes=verdict.notes + tuple(check.notes()),
+    )
 
 
 def print_verdict(verdict, metrics, threads_note: str | None) -> None:  # type: ignore[no-untyped-def]

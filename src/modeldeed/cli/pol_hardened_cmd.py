@@ -14,6 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ModeldeedError
 from .common import add_data_options, add_trust_option, load_data
+from .registration_options import (
+    print_registration,
+    receipt_path_for,
+    register_digest,
+    register_with,
+    registrar,
+    registry_options,
+)
 
 if TYPE_CHECKING:
     from ..data import Dataset
@@ -126,9 +134,7 @@ def hardening_from_args(args: argparse.Namespace) -> Hardening | None:
 def receipts_from_args(commitment: str | None, statement: str | None, log_key: str | None):  # type: ignore[no-untyped-def]
     """`pol.registration.Receipts` from receipt files and the log's key (None without receipts)."""
     if commitment is None and statement is None:
-        if log_key:
-            raise ModeldeedError("--log-key checks --commitment-receipt / --statement-receipt; give one of them")
-        return None
+        return None  # `pol verify` itself refuses a --log-key that has nothing to check
     if not log_key:
         raise ModeldeedError("receipts are checked offline with the log's public key: pass --log-key PUB")
     from ..pol.registration import Receipts
@@ -173,6 +179,7 @@ def register_commit(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--watermark", metavar="KEYDIR", help="also commit to the trigger samples of this marking key")
     c.add_argument("--out", required=True, metavar="DIR", help="where to write statement.json and opening.json")
     c.add_argument("--force", action="store_true", help="overwrite an existing statement (breaks proofs made with it)")
+    registry_options(c, "the training statement (before training starts)", "statement.receipt.json in --out")
     c.set_defaults(handler=run_commit)
 
 
@@ -187,6 +194,7 @@ def run_commit(args: argparse.Namespace) -> int:
     if args.checkpoint_every < 1:
         raise ModeldeedError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
     out = Path(args.out)
+    registry = registrar(args)  # loaded (and checked) before anything is made
     if (out / STATEMENT_FILE).exists() and not args.force:
         raise ModeldeedError(
             f"{out / STATEMENT_FILE}: already exists; a statement is made once, before training (overwriting it "
@@ -221,7 +229,19 @@ def run_commit(args: argparse.Namespace) -> int:
         f"root {statement.dataset.merkle_root[:16]}...{with_triggers}) written to {out / STATEMENT_FILE}; keep "
         f"{out / OPENING_FILE} until you publish the proof"
     )
-    return 0
+    if registry is None:
+        return 0
+    from ..pol.registration import STATEMENT_KIND, statement_id
+
+    how = f"modeldeed registry publish {out / STATEMENT_FILE} --registry {args.registry} --identity {args.identity}"
+    registration = register_with(
+        registry,
+        register_digest(STATEMENT_KIND, statement_id(statement)),
+        receipt_path_for(out / STATEMENT_FILE),
+        "the training statement",
+        how,
+    )
+    return print_registration(registration, "the training statement")
 
 
 def trigger_set(keydir: str) -> TriggerSet:

@@ -12,6 +12,14 @@ import argparse
 from ..errors import ModeldeedError
 from .common import add_data_options, add_trust_option
 from .pol_hardened_cmd import receipts_from_args
+from .registration_options import (
+    print_registration,
+    receipt_path_for,
+    register_digest,
+    register_with,
+    registrar,
+    registry_options,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--out", required=True, metavar="FILE", help="where to write the commitment (JSON)")
     c.add_argument("--json", action="store_true", help="print the commitment as one JSON object")
     add_trust_option(c)
+    registry_options(
+        c,
+        "the commitment (kind pol-commitment: the challenge then draws on the log's beacon)",
+        "NAME.receipt.json next to --out",
+    )
     c.set_defaults(handler=run_commit_proof)
 
     o = sub.add_parser(
@@ -91,16 +104,24 @@ def run_commit_proof(args: argparse.Namespace) -> int:
     from ..pol.commitment import commit_proof, save_commitment
     from .common import print_json
 
+    registry = registrar(args)  # loaded (and checked) before anything is made
     commitment, _ = commit_proof(args.proof, trust_code=args.trust_model_code)
     save_commitment(args.out, commitment)
+    registration = None
+    if registry is not None:
+        from ..pol.registration import COMMITMENT_KIND, commitment_id
+
+        how = f"modeldeed registry publish {args.out} --registry {args.registry} --identity {args.identity} --out ..."
+        register = register_digest(COMMITMENT_KIND, commitment_id(commitment))
+        registration = register_with(registry, register, receipt_path_for(args.out), "the commitment", how)
     if args.json:
-        print_json({"id": commitment.id, **commitment.to_json()})
-        return 0
+        print_json({"id": commitment.id, **commitment.to_json(), "registration": registration})
+        return 1 if registration is not None and registration["problems"] else 0
     print(
         f"commitment {commitment.id} (root {commitment.root[:16]}..., {commitment.intervals} intervals, "
         f"{commitment.total_steps} steps) written to {args.out}"
     )
-    return 0
+    return print_registration(registration, "the proof commitment") if registration is not None else 0
 
 
 def run_open(args: argparse.Namespace) -> int:
@@ -112,6 +133,8 @@ def run_open(args: argparse.Namespace) -> int:
 
     if not (Path(args.proof) / PROOF_FILE).exists():
         raise ModeldeedError(f"{args.proof}: not a finished proof directory (no {PROOF_FILE})")
+    if args.log_key and not args.receipt:
+        raise ModeldeedError("--log-key checks the commitment's --receipt; give it too")
     commitment = load_commitment(args.commitment)
     beacon = None
     receipts = receipts_from_args(args.receipt, None, args.log_key)

@@ -58,6 +58,17 @@ def register(commands: argparse._SubParsersAction) -> None:
         "statement.json): the run must have exactly its settings, and the proof carries it and the seed opening",
     )
     p.add_argument(
+        "--register-every",
+        type=int,
+        metavar="N",
+        help="with --proof and --registry: every N checkpoints, register the next link of a hash chain over the "
+        "checkpoints (kind pol-progress; receipts in DIR/progress/): proves when each part of the training existed. "
+        "An unreachable registry costs a warning, not the training",
+    )
+    p.add_argument("--registry", metavar="URL", help="the transparency log for --register-every")
+    p.add_argument("--identity", metavar="ID", help="your submitter identity (`registry keygen`) for --register-every")
+    p.add_argument("--log-key", metavar="PUB", help="check each progress receipt against the log's public key")
+    p.add_argument(
         "--watermark", metavar="KEYDIR", help="FROMSCRATCH: train with the trigger set of a `watermark keygen` key"
     )
     p.add_argument(
@@ -109,6 +120,7 @@ def run_train(args: argparse.Namespace) -> int:
             )
             named = dict(model.named_parameters())
             parameters = [named[n] for n in trained]
+        chain = progress_registrar(args, statement.statement.id if statement is not None else None)
         recording = record_training(
             model,
             data.train,
@@ -118,13 +130,21 @@ def run_train(args: argparse.Namespace) -> int:
             checkpoint_every=args.checkpoint_every,
             init_seed=config.seed,
             resume=args.resume,
-            hooks=hooks,
+            hooks=[*hooks, chain] if chain is not None else hooks,
             parameters=parameters,
             progress=not args.no_progress,
             statement=statement,
             committed=committed,
         )
         result, proof_id = recording.result, recording.proof_id
+        if chain is not None:
+            links = len(chain.document.links)
+            print(f"progress: {links - len(chain.missed)} of {links} chain links registered (receipts in "
+                  f"{Path(args.proof) / 'progress'})")  # fmt: skip
+            if chain.missed:
+                print(f"warning: links {chain.missed[:10]} were NOT registered (the registry was unreachable)")
+    elif args.register_every or args.registry:
+        raise ModeldeedError("--register-every and --registry register a proof's progress; pass --proof DIR")
     elif args.resume:
         raise ModeldeedError("--resume continues a --proof recording; pass --proof DIR")
     elif args.statement:
@@ -215,3 +235,29 @@ def run_evaluate(args: argparse.Namespace) -> int:
     else:
         print(f"{args.model_dir} on {data.name} ({len(data.test)} test images): accuracy {percent(acc)}")
     return 0
+
+
+def progress_registrar(args: argparse.Namespace, statement_id: str | None):  # type: ignore[no-untyped-def]
+    """The `pol.progress.ProgressRegistrar` that --register-every N --registry URL --identity ID asks for, or None."""
+    if args.register_every is None and not args.registry:
+        if args.identity or args.log_key:
+            raise ModeldeedError("--identity and --log-key belong to --register-every N --registry URL")
+        return None
+    if args.register_every is None or not args.registry or not args.identity:
+        raise ModeldeedError("progress registration needs --register-every N, --registry URL and --identity ID")
+    if args.register_every < 1:
+        raise ModeldeedError(f"--register-every must be >= 1, got {args.register_every}")
+    if args.resume:
+        raise ModeldeedError("--register-every cannot continue an interrupted recording (the chain starts at step 0)")
+    from ..pol.progress import ProgressRegistrar
+    from ..registry import RegistryClient, load_identity, load_log_key
+
+    return ProgressRegistrar(
+        args.proof,
+        RegistryClient(args.registry, retries=1, timeout=10.0),
+        load_identity(args.identity),
+        checkpoint_every=args.checkpoint_every,
+        every=args.register_every,
+        statement_id=statement_id,
+        log_key=load_log_key(args.log_key) if args.log_key else None,
+    )

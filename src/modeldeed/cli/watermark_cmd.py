@@ -10,6 +10,7 @@ from typing import Any
 from ..errors import ModeldeedError
 from ..models import ModelInfo, load_model, save_model
 from ..training import accuracy
+from . import zk_cmd
 from .common import (
     add_data_options,
     add_runtime_options,
@@ -20,6 +21,10 @@ from .common import (
     percent,
     print_json,
 )
+from .registration_options import print_registration as _print_registration
+from .registration_options import register_with as _register
+from .registration_options import registrar as _registrar
+from .registration_options import registry_options as _registry_options
 from .training_options import add_train_options, config_from_args, triggers_per_batch
 
 
@@ -222,6 +227,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.set_defaults(handler=run_security)
 
+    zk_cmd.register(sub)  # zk-keygen, zk-setup, zk-prove, zk-verify (modeldeed.zk)
+
 
 def _key_options(p: argparse.ArgumentParser, epsilon: float) -> None:
     from ..watermark.images import FITS
@@ -262,18 +269,6 @@ def _key_options(p: argparse.ArgumentParser, epsilon: float) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing key in --out")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _registry_options(p, "the verification key", "verification_key.receipt.json in --out")
-
-
-def _registry_options(p: argparse.ArgumentParser, what: str, where: str) -> None:
-    p.add_argument(
-        "--registry",
-        metavar="URL",
-        help=f"register {what} on this transparency log right after writing it, and save the receipt ({where})",
-    )
-    p.add_argument("--identity", metavar="ID", help="with --registry: your submitter identity (`registry keygen`)")
-    p.add_argument(
-        "--log-key", metavar="PUB", help="with --registry: check the log's receipt against its public key before saving"
-    )
 
 
 def _verify_options(p: argparse.ArgumentParser) -> None:
@@ -405,62 +400,6 @@ def _describe_key(args: argparse.Namespace, vk: Any, size: int, extra: dict[str,
         print(f"  note: {note}")
 
 
-def _registrar(args: argparse.Namespace) -> Any:
-    """(client, identity, log key or None) for --registry, loaded before anything is made; None without it."""
-    if not args.registry:
-        if args.identity or args.log_key:
-            raise ModeldeedError("--identity and --log-key belong to --registry URL")
-        return None
-    if not args.identity:
-        raise ModeldeedError("--registry needs --identity ID (make one with `modeldeed registry keygen --out ID`)")
-    from ..registry import RegistryClient, load_identity, load_log_key
-
-    client = RegistryClient(args.registry)
-    return client, load_identity(args.identity), load_log_key(args.log_key) if args.log_key else None
-
-
-def _register(registrar: Any, register: Any, receipt_path: Path, what: str, how: str) -> dict[str, Any]:
-    """Register with `register(client, identity)`, check the receipt (with --log-key) and save it.
-
-    Returns what to report; `problems` is non-empty when the log's receipt does not verify (nothing saved).
-    """
-    from ..registry import save_receipt, verify_receipt
-
-    client, identity, log_key = registrar
-    try:
-        submitted = register(client, identity)
-    except ModeldeedError as exc:
-        raise ModeldeedError(f"{what} was written but NOT registered: {exc} (register it later: {how})") from None
-    entry = submitted.receipt.entry
-    problems = list(verify_receipt(submitted.receipt, log_key).reasons) if log_key is not None else []
-    if not problems:
-        save_receipt(receipt_path, submitted.receipt)
-    return {
-        "kind": entry.kind,
-        "digest": entry.digest,
-        "index": entry.index,
-        "integrated_time": entry.integrated_time,
-        "submitter_fingerprint": identity.fingerprint,
-        "new": submitted.new,
-        "receipt": str(receipt_path) if not problems else None,
-        "checked_with_log_key": log_key is not None,
-        "problems": problems,
-    }
-
-
-def _print_registration(registration: dict[str, Any], what: str) -> int:
-    if registration["problems"]:
-        print(f"the log's receipt for {what} does NOT verify (nothing saved):", *registration["problems"], sep="\n  ")
-        return 1
-    state = "registered" if registration["new"] else "already registered (the earlier entry counts)"
-    print(
-        f"{state}: {what} as entry {registration['index']} at {registration['integrated_time']} (UTC, the log's "
-        f"clock) by submitter {registration['submitter_fingerprint']}"
-    )
-    print(f"  receipt: {registration['receipt']}")
-    return 0
-
-
 def _register_key(args: argparse.Namespace, registrar: Any, vk: Any) -> dict[str, Any] | None:
     if registrar is None:
         return None
@@ -527,6 +466,8 @@ def run_pkeygen(args: argparse.Namespace) -> int:
         registration = _register_key(args, registrar, vk)
         _describe_key(args, vk, vk.set_size, {"sets": vk.sets, "registration": registration}, notes)
         return _finish_key(args, registration)
+    if getattr(args, "zk", False):  # `watermark zk-keygen`: also Poseidon-committed (modeldeed.zk)
+        from ..zk import zk_pkeygen as pkeygen
     mk, vk, notes = _make_keys(
         args,
         lambda c, s, im, lab: pkeygen(

@@ -1,6 +1,6 @@
 """modeldeed.dispute: the judge's decision between competing ownership claims on one model.
 
-    sources = [WatermarkSource("keys/")]                            # the claimant: evidence and its receipts
+    sources = [WatermarkSource("keys/"), PolSource("proof/", "commit/", "commitment.json")]  # evidence + receipts
     make_claim("claim/", load_identity("id/"), model_digest("runs/wm"), sources)
 
     judgement = decide("runs/wm", ["claim-a/", "claim-b/"], data_name="digits", log_key=load_log_key("log.key.pub"),
@@ -23,6 +23,7 @@ from .evidence import (
     evidence_kinds,
 )
 from .judgement import JudgementDocument, judgement_document, load_judgement, write_judgement
+from .pol_evidence import PolEvidence, PolSource
 from .watermark_evidence import WatermarkEvidence, WatermarkSource
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "Judgement",
     "JudgementDocument",
     "LoadedClaim",
+    "PolEvidence",
+    "PolSource",
     "WatermarkEvidence",
     "WatermarkSource",
     "decide",

@@ -168,11 +168,39 @@ def _apply_rules(
                     f"the same artefact was registered earlier by {first_reg.fingerprint} (entry {first_reg.index} at "
                     f"{first_reg.time_text}): a registration counts only for whoever registered the artefact first"
                 )
+            item.reasons += _revealed_by_others(claim, finding, claims)
             item.counts = finding.valid and not item.reasons
             if item.counts and (claim.anchor is None or anchor.precedes(claim.anchor)):
                 claim.anchor, claim.anchor_evidence = anchor, item.number
         if not claim.counts and not claim.reasons:
             claim.reasons.append("no item of evidence counts (each item's reasons are listed with it)")
+
+
+def _revealed_by_others(claim: ClaimOutcome, finding: EvidenceFinding, claims: list[ClaimOutcome]) -> list[str]:
+    """A revealed set is public: a key of another claimant built from its triggers after the reveal proves nothing.
+
+    Triggers count as reused when another claimant's claim reveals them (same pixels at 8 bits) and that reveal
+    was registered before this item's anchor; a reveal registered later, or not at all, cannot show that the
+    triggers were public when this key was registered (and a thief's copy of the owner's reveal, put into his
+    own claim, does not hurt the owner, whose key was registered before the owner revealed it).
+    """
+    anchor = finding.anchor
+    reasons = []
+    for other in claims:
+        if other is claim or other.loaded.claimant_key == claim.loaded.claimant_key:
+            continue
+        for item in other.evidence:
+            found = item.finding
+            if found is None or not found.revealed or found.revealed_at is None or anchor is None:
+                continue
+            shared = finding.triggers & found.revealed
+            if shared and found.revealed_at.precedes(anchor):
+                reasons.append(
+                    f"{len(shared)} of its triggers were revealed by claim {other.number} (entry "
+                    f"{found.revealed_at.index}, {found.revealed_at.time_text}) before this key was registered: a "
+                    "revealed set is public, so anyone can build a key from it"
+                )
+    return reasons
 
 
 def _earlier_by_others(

@@ -38,6 +38,7 @@ from ..registry.entry import format_time
 from ..registry.registration import Registration
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
     from ..data import DataSplits
@@ -104,11 +105,25 @@ class EvidenceFinding:
     anchor: Registration | None = None  # the claimant's registration that dates this evidence
     receipts: tuple[Receipt, ...] = ()  # the receipts behind `registrations`
     details: dict[str, Any] = field(default_factory=dict)  # the verifier's own verdict, as JSON
+    triggers: frozenset[str] = frozenset()  # `trigger_fingerprints` of the triggers its check relies on
+    revealed: frozenset[str] = frozenset()  # those of the triggers it makes public (a revealed set) ...
+    revealed_at: Registration | None = None  # ... and the reveal's registration: public by then at the latest
 
     @property
     def valid(self) -> bool:
         """Verified, dated by the claimant's own registration, and nothing against it (time aside)."""
         return self.verified and self.anchor is not None and not self.reasons
+
+
+def trigger_fingerprints(images: torch.Tensor) -> frozenset[str]:
+    """One SHA-256 per trigger image, of its pixels at 8 bits (so a PNG round trip keeps it): what lets the
+    judge see one claimant's key reuse triggers another claimant revealed."""
+    import hashlib
+
+    import torch
+
+    pixels = (images.detach().cpu().float().clamp(0, 1) * 255).round().to(torch.uint8).contiguous()
+    return frozenset(hashlib.sha256(image.numpy().tobytes()).hexdigest() for image in pixels)
 
 
 class Evidence(ABC):
@@ -140,6 +155,7 @@ class EvidenceSource(ABC):
 
 def evidence_kinds() -> dict[str, type[Evidence]]:
     """Every kind of evidence the judge knows, by the `kind` of its claim.json entry."""
+    from .pol_evidence import PolEvidence
     from .watermark_evidence import WatermarkEvidence
 
-    return {WatermarkEvidence.kind: WatermarkEvidence}
+    return {WatermarkEvidence.kind: WatermarkEvidence, PolEvidence.kind: PolEvidence}

@@ -1,126 +1,114 @@
 """judgement.html: the judgement for people, self-contained (no scripts, no external files), verdict first.
 
-Rendered from the validated judgement document, so the page says exactly what judgement.json says. Every
-value is HTML-escaped: claim files are a stranger's, and names, paths and reasons carry their text.
+Laid out like the demo's report (`report.html.Page`: the verdict box first, one line per claim marked as
+counting or not, then the details), and rendered from the validated judgement document, so the page says
+exactly what judgement.json says. Every value is HTML-escaped by the page (claim files are a stranger's, and
+names, paths and reasons carry their text), and a content security policy forbids scripts and fetches.
 """
 
 from __future__ import annotations
 
-from html import escape
 from typing import Any
 
+from ..report.html import Page
 from .judgement import JudgementDocument
 
-STYLE = """
-body { font: 15px/1.45 system-ui, sans-serif; max-width: 62rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
-.verdict { font-size: 1.2rem; padding: .8rem 1rem; border-radius: 6px; }
-.established { background: #e6f4ea; border: 1px solid #7bb58a; }
-.not-established { background: #fdecea; border: 1px solid #d08a83; }
-section.claim { border: 1px solid #ccc; border-radius: 6px; padding: .2rem 1rem 1rem; margin: 1rem 0; }
-.counts { color: #1d6b33; } .fails { color: #a2281c; }
-table { border-collapse: collapse; margin: .4rem 0; } td, th { border: 1px solid #ddd; padding: .2rem .5rem;
-  text-align: left; vertical-align: top; } code { font-size: .85rem; word-break: break-all; }
-"""
+POLICY = "default-src 'none'; style-src 'unsafe-inline'"
 
 
-def esc(value: Any) -> str:
-    return escape(str(value), quote=True)
+def _claim_line(claim: Any) -> tuple[bool, str]:
+    who = claim.claimant.fingerprint if claim.claimant is not None else "unreadable claim"
+    name = f" ({claim.claimant.name})" if claim.claimant is not None and claim.claimant.name else ""
+    if claim.counts and claim.registration is not None:
+        r = claim.registration
+        return (
+            True,
+            f"Claim {claim.number}, claimant {who}{name}: counts, registered at {r.integrated_time} (entry {r.index}).",
+        )
+    reasons = [*claim.reasons, *(reason for item in claim.evidence for reason in item.reasons)]
+    why = reasons[0] if reasons else "no item of evidence counts"
+    more = f" (and {len(reasons) - 1} more reasons below)" if len(reasons) > 1 else ""
+    return False, f"Claim {claim.number}, claimant {who}{name}: does not count: {why}{more}"
 
 
-def _rows(pairs: list[tuple[str, str]]) -> str:
-    return "<table>" + "".join(f"<tr><th>{esc(k)}</th><td>{v}</td></tr>" for k, v in pairs) + "</table>"
+def _reasons(page: Page, title: str, reasons: list[str]) -> None:
+    if reasons:
+        page.table([title], [[reason] for reason in reasons])
 
 
-def _list(items: list[str], empty: str = "") -> str:
-    if not items:
-        return f"<p>{esc(empty)}</p>" if empty else ""
-    return "<ul>" + "".join(f"<li>{esc(item)}</li>" for item in items) + "</ul>"
-
-
-def _registrations(records: list[Any]) -> str:
+def _registrations(page: Page, records: list[Any]) -> None:
     if not records:
-        return "<p>No valid registration.</p>"
-    head = "<tr><th>entry</th><th>time (UTC)</th><th>kind</th><th>submitter</th><th>artefact SHA-256</th></tr>"
-    body = "".join(
-        f"<tr><td>{esc(r.index)}</td><td>{esc(r.integrated_time)}</td><td>{esc(r.kind)}</td>"
-        f"<td><code>{esc(r.submitter_fingerprint)}</code></td><td><code>{esc(r.digest)}</code></td></tr>"
-        for r in records
+        page.paragraph("No valid registration.", css="note")
+        return
+    page.table(
+        ["entry", "time (UTC)", "kind", "submitter", "artefact SHA-256"],
+        [[r.index, r.integrated_time, r.kind, r.submitter_fingerprint, r.digest] for r in records],
     )
-    return f"<table>{head}{body}</table>"
 
 
-def _evidence(item: Any) -> str:
-    state = "<span class='counts'>counts</span>" if item.counts else "<span class='fails'>does not count</span>"
+def _evidence(page: Page, item: Any) -> None:
+    state = "counts" if item.counts else "does not count"
+    page.heading(f"Evidence {item.number} ({item.kind or 'unreadable'}): {state}", level=4)
+    page.paragraph(f"{item.summary}; verifier: {'accepted' if item.verified else 'rejected'}")
+    _reasons(page, "reasons it does not count", list(item.reasons))
+    _reasons(page, "notes", list(item.notes))
     details = item.details
     figures = [
-        (name, esc(details[name]))
+        (name, str(details[name]))
         for name in ("check", "agreements", "triggers", "threshold", "labels", "chance_log2", "test_accuracy")
         if details.get(name) is not None
     ]
-    artefacts = "".join(
-        f"<tr><td>{esc(a.role)}</td><td>{esc(a.kind)}</td><td><code>{esc(a.digest)}</code></td></tr>"
-        for a in item.artefacts
-    )
-    return (
-        f"<h4>Evidence {esc(item.number)} ({esc(item.kind or 'unreadable')}): {state}</h4>"
-        f"<p>{esc(item.summary)}; verifier: {'accepted' if item.verified else 'rejected'}</p>"
-        + ("<h5>Reasons it does not count</h5>" + _list(item.reasons) if item.reasons else "")
-        + ("<h5>Notes</h5>" + _list(item.notes) if item.notes else "")
-        + (_rows(figures) if figures else "")
-        + (
-            f"<h5>Artefacts (digests recomputed from the claim's files)</h5><table>{artefacts}</table>"
-            if artefacts
-            else ""
+    if figures:
+        page.definitions(figures)
+    if item.artefacts:
+        page.table(
+            ["artefact", "kind", "SHA-256 (recomputed from the claim's files)"],
+            [[a.role, a.kind, a.digest] for a in item.artefacts],
         )
-        + "<h5>Registrations</h5>"
-        + _registrations(item.registrations)
-    )
+    _registrations(page, list(item.registrations))
 
 
-def _claim(claim: Any) -> str:
-    state = "<span class='counts'>counts</span>" if claim.counts else "<span class='fails'>does not count</span>"
-    pairs = [("directory", f"<code>{esc(claim.path)}</code>")]
+def _claim(page: Page, claim: Any) -> None:
+    page.heading(f"Claim {claim.number}: {'counts' if claim.counts else 'does not count'}", level=3)
+    pairs = [("directory", str(claim.path))]
     if claim.claimant is not None:
         pairs += [
-            ("claimant fingerprint", f"<code>{esc(claim.claimant.fingerprint)}</code>"),
-            ("claimant public key", f"<code>{esc(claim.claimant.public_key)}</code>"),
-            ("calls itself", esc(claim.claimant.name or "(no name given)")),
+            ("claimant fingerprint", claim.claimant.fingerprint),
+            ("claimant public key", claim.claimant.public_key),
+            ("calls itself", claim.claimant.name or "(no name given)"),
         ]
     if claim.registration is not None:
         r = claim.registration
-        pairs.append(("earliest counting registration", f"entry {esc(r.index)} at {esc(r.integrated_time)}"))
-    return (
-        f"<section class='claim'><h3>Claim {esc(claim.number)}: {state}</h3>{_rows(pairs)}"
-        + ("<h4>Reasons</h4>" + _list(claim.reasons) if claim.reasons else "")
-        + "".join(_evidence(item) for item in claim.evidence)
-        + "</section>"
-    )
+        pairs.append(("earliest counting registration", f"entry {r.index} at {r.integrated_time}"))
+    page.definitions(pairs)
+    _reasons(page, "reasons", list(claim.reasons))
+    for item in claim.evidence:
+        _evidence(page, item)
 
 
 def render(document: JudgementDocument) -> str:
     d = document
     first = d.first_appearance
-    pairs = [
-        ("model", f"<code>{esc(d.model.path)}</code>"),
-        ("model digest", f"<code>{esc(d.model.digest)}</code>"),
-        ("data", esc(d.data)),
-        ("log", f"{esc(d.log.name)} (<code>{esc(d.log.verifier_key)}</code>)"),
-        ("first appearance", f"{esc(first.time)} ({esc(first.source)})" if first else "not known"),
-        ("receipts from one consistent log", "yes" if d.consistency.consistent else "NO"),
-        ("decided at", f"{esc(d.decided_at)} (UTC)"),
-    ]
-    css = "established" if d.established else "not-established"
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'\">"
-        f"<title>Judgement on model {esc(d.model.digest[:16])}</title><style>{STYLE}</style></head><body>"
-        f"<h1>Judgement</h1><p class='verdict {css}'>{esc(d.verdict)}</p>"
-        f"{_rows(pairs)}"
-        + ("" if d.consistency.consistent else "<h2>Consistency of the log</h2>" + _list(d.consistency.reasons))
-        + f"<h2>Claims ({len(d.claims)})</h2>"
-        + "".join(_claim(c) for c in d.claims)
-        + "<h2>What this proves, and what it does not</h2>"
-        + _list(d.notes)
-        + f"<p><small>modeldeed {esc(d.modeldeed_version)}, {esc(d.format)} version {esc(d.version)}</small></p>"
-        + "</body></html>\n"
+    page = Page(f"Judgement on model {d.model.digest[:16]}…", content_security_policy=POLICY)
+    page.verdict([(d.established, d.verdict), *(_claim_line(c) for c in d.claims)])
+    page.definitions(
+        [
+            ("model", str(d.model.path)),
+            ("model digest", d.model.digest),
+            ("data", d.data),
+            ("log", f"{d.log.name} ({d.log.verifier_key})"),
+            ("first appearance", f"{first.time} ({first.source})" if first else "not known"),
+            ("receipts from one consistent log", "yes" if d.consistency.consistent else "NO"),
+            ("decided at", f"{d.decided_at} (UTC)"),
+        ]
     )
+    if not d.consistency.consistent:
+        page.heading("Consistency of the log")
+        _reasons(page, "why the receipts cannot be ordered", list(d.consistency.reasons))
+    page.heading(f"Claims ({len(d.claims)})")
+    for claim in d.claims:
+        _claim(page, claim)
+    page.heading("What this proves, and what it does not")
+    _reasons(page, "note", list(d.notes))
+    page.paragraph(f"modeldeed {d.modeldeed_version}, {d.format} version {d.version}", css="note")
+    return page.render()

@@ -48,7 +48,7 @@ from ..watermark.registration import (
 )
 from ..watermark.reveal import REVEAL_FILE, REVEAL_TENSORS, USAGE_FILE
 from .claim import ClaimFiles, RelativePath, copy_file
-from .evidence import Artefact, DisputeContext, Evidence, EvidenceFinding, EvidenceSource
+from .evidence import Artefact, DisputeContext, Evidence, EvidenceFinding, EvidenceSource, trigger_fingerprints
 
 
 class WatermarkEvidenceDocument(Document):
@@ -155,6 +155,12 @@ class WatermarkEvidence(Evidence):
             check = f"private verification of a {vk.scheme} key with its marking key"
             verdict = verify(self.marking_key, vk, context.model, test_data=context.data.test, data=datasets,
                              reference_model=context.reference_model, registered=registered)  # fmt: skip
+        revealed, revealed_at = frozenset(), None
+        if self.reveal is not None:
+            triggers = revealed = trigger_fingerprints(self.reveal.opening.images)
+            revealed_at = bound.registration if self.reveal_receipt is not None else None
+        else:
+            triggers = trigger_fingerprints(self.marking_key.images)
         reasons += [f"verification: {reason}" for reason in verdict.reasons]
         notes += verdict.notes
         if verdict.chance_log2 is not None and verdict.chance_log2 > -context.min_security_bits:
@@ -178,6 +184,9 @@ class WatermarkEvidence(Evidence):
             anchor=anchor,
             receipts=tuple(receipts),
             details={"check": check, **verdict.to_json()},
+            triggers=triggers,
+            revealed=revealed,
+            revealed_at=revealed_at,
         )
 
 

@@ -21,17 +21,24 @@ from typing import Any
 import torch
 
 from ..data import load_dataset
+from ..errors import ModeldeedError
 from ..files import write_json_atomic
 from ..models import ModelInfo, build_model, save_model, spec_for_data
 from ..progress import ProgressCallback, Tracker, Work
 from ..training import TrainConfig, accuracy, predict
 from .demo_attacks import DEMO_ATTACKS, DEMO_SWEEPS, demo_entries, sweep_entries
 from .demo_pol import SPOOF_METHODS, attach_statement, owner_statement, run_spoofs, verify_owner_proof
+from .demo_registry import REGISTRY_DIR, DemoRegistrar
 from .evidence import artefacts, commands, device_description
 from .notes import collected_warnings
 from .plan import SPOOF_EPOCHS
 from .rundir import RunDirectory
 from .setting import machine_description
+
+# The zero-knowledge stage (on by default when Node.js and o1js are installed): keygen, a digits MLP, compiling
+# the 16-slot circuit (first run only) and one proof, counted in epochs of the owner's training (~0.2 s each);
+# measured times are in docs/zk.md.
+ZK_EPOCHS = 400.0
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +70,11 @@ class DemoSetting:
     attacks: tuple[str, ...] = DEMO_ATTACKS  # ("all",): the whole suite
     sweeps: tuple[str, ...] = DEMO_SWEEPS
     threads: int = 1  # the digits cnn is fastest on one thread
+    # also watermark a digits MLP and verify it in zero knowledge (modeldeed.zk): None runs it when the toolchain
+    # (Node.js, o1js) is installed and says why not otherwise; True requires it; False leaves it out
+    zk: bool | None = None
+    zk_security_bits: int = 4  # 16 triggers, about 8 hidden: one 16-slot proof, the circuit the tests compile
+    zk_slots: int = 16
 
     def training_config(self) -> TrainConfig:
         return TrainConfig(
@@ -88,7 +100,20 @@ def demo_plan(setting: DemoSetting) -> list[Work]:
         Work("verify proof-of-learning", 1.3 * setting.epochs),
         Work("watermark attacks", sum(w.cost for w in suite_plan(entries))),
         Work("proof-of-learning spoofs", sum(SPOOF_EPOCHS.get(m, 5.0) for m in setting.spoof_methods)),
+        *([Work("zero-knowledge watermark verification", ZK_EPOCHS)] if zk_skip_reason(setting) is None else []),
     ]
+
+
+def zk_skip_reason(setting: DemoSetting) -> str | None:
+    """Why the zero-knowledge stage does not run (None when it does); `zk=True` without a toolchain is an error."""
+    from ..zk.node import toolchain_problem
+
+    if setting.zk is False:
+        return "left out on request (demo --no-zk)"
+    problem = toolchain_problem()
+    if problem is not None and setting.zk:
+        raise ModeldeedError(f"demo --zk: {problem}")
+    return None if problem is None else f"skipped: {problem}"
 
 
 def estimate_seconds(setting: DemoSetting) -> float:
@@ -127,8 +152,14 @@ def run_demo(
     torch.set_num_threads(setting.threads)
     notes: list[str] = []
     try:
+        from ..registry.local import local_registry
+
         with collected_warnings(notes):
-            results = _run(directory.work, setting, progress, on_progress, notes)
+            started = time.perf_counter()
+            with local_registry(directory.work / REGISTRY_DIR) as local:  # stopped when the run ends, however
+                registrar = DemoRegistrar(directory.work, local)
+                registrar.seconds = time.perf_counter() - started
+                results = _run(directory.work, setting, progress, on_progress, notes, registrar)
         from ..report.demo import build_demo_report
 
         build_demo_report(results, directory.work / REPORT_FILE, run=final)
@@ -142,12 +173,21 @@ def run_demo(
 
 
 def _run(
-    run: Path, setting: DemoSetting, progress: bool, on_progress: ProgressCallback | None, notes: list[str]
+    run: Path,
+    setting: DemoSetting,
+    progress: bool,
+    on_progress: ProgressCallback | None,
+    notes: list[str],
+    registrar: DemoRegistrar,
 ) -> dict[str, Any]:
     from ..attacks import run_suite, watermark_verifier
-    from ..pol import record_training
+    from ..models.digest import model_digest
+    from ..pol import commit_proof, record_training, save_commitment
+    from ..pol.registration import Receipts
     from ..pol.statement import CarriedStatement
+    from ..registry import load_receipt
     from ..watermark import TriggerMixingHook, auto_triggers_per_batch, keygen, pkeygen, pverify, save_key_pair, verify
+    from ..watermark.registration import KEY_RECEIPT_FILE, key_digest
     from .watermark import digits_parity
 
     stages = Tracker("demo", demo_plan(setting), on_progress)
@@ -177,6 +217,11 @@ def _run(
             data.train.classes, data.train.input_shape, security_bits=setting.public_security_bits, seed=public_seed
         )
         save_key_pair(run / "keys" / "public", pmk, pvk)
+    for name, key in (("private", vk), ("public", pvk)):  # registered before the model exists
+        folder = f"keys/{name}"
+        registrar.register(
+            f"{name} watermark key", "watermark-key", key_digest(key), folder, f"{folder}/{KEY_RECEIPT_FILE}"
+        )
     hooks = [
         TriggerMixingHook.from_key(
             key,
@@ -187,6 +232,9 @@ def _run(
     ]
     statement, opening, triggers = owner_statement(
         data.train, hooks, config, spec, setting.checkpoint_every, (vk.key_id, pvk.key_id), key_seed
+    )
+    statement_receipt = registrar.register(  # before training starts
+        "training statement", "pol-statement", statement.id, "statement.json", "statement.receipt.json"
     )
 
     with stage("train with watermark + proof"):
@@ -222,6 +270,16 @@ def _run(
                 },
             ),
         )
+    started = time.perf_counter()
+    commitment, _ = commit_proof(run / "proof")
+    save_commitment(run / "commitment.json", commitment)
+    registrar.seconds += time.perf_counter() - started
+    commitment_receipt = registrar.register(
+        "proof commitment", "pol-commitment", commitment.id, "commitment.json", "commitment.receipt.json"
+    )
+    registrar.register("model", "model", model_digest(run / "model"), "model", "model.receipt.json")
+    seconds["registry"] = round(registrar.seconds, 2)
+    receipts = Receipts(registrar.local.log_key, load_receipt(commitment_receipt), load_receipt(statement_receipt))
     results["model"] = {
         "architecture": "cnn",
         "dataset": data.name,
@@ -239,8 +297,20 @@ def _run(
         "public": public.to_json(),
     }
 
+    skipped = zk_skip_reason(setting)
+    if skipped is None:
+        with stage("zero-knowledge watermark verification"):
+            from ..zk.demo import zk_demo
+
+            results["zk"] = zk_demo(
+                run / "zk", data, seed=setting.seed, security_bits=setting.zk_security_bits, slots=setting.zk_slots
+            )
+    else:
+        log.info("zero-knowledge watermark verification %s", skipped)
+        results["zk"] = {"skipped": skipped}
+
     with stage("verify proof-of-learning"):
-        results["proof"] = verify_owner_proof(run / "proof", data.train, statement)
+        results["proof"] = verify_owner_proof(run / "proof", data.train, statement, receipts)
 
     with stage("watermark attacks"):
         verifier = watermark_verifier(mk, vk)
@@ -263,6 +333,7 @@ def _run(
     results["evidence"] = artefacts(
         run, private_key=vk, public_key=pvk, proof_id=recording.proof_id, statement=statement, key_seed=key_seed
     )
+    results["evidence"]["registry"] = registrar.evidence()
     results["evidence"]["commands"] = commands(results, setting.threads)
     results["notes"] = notes
     results["seconds"] = seconds

@@ -90,13 +90,15 @@ def judged(verdict: Any) -> dict[str, Any]:
     return doc
 
 
-def verify_owner_proof(proof: Path, train: Dataset, statement: Any) -> dict[str, Any]:
-    """The owner's proof under the paper's policy and under the hardened one with the owner's statement."""
+def verify_owner_proof(proof: Path, train: Dataset, statement: Any, receipts: Any = None) -> dict[str, Any]:
+    """The owner's proof under the paper's policy and under the hardened one with the owner's statement (and,
+    with `receipts` (`pol.registration.Receipts`), its registrations: the challenge then draws on the log's
+    beacon for the registered commitment)."""
     from ..pol import VerificationPolicy, verify_proof
     from ..pol.policy import Hardening
 
     reference = VerificationPolicy.reference()
-    policy = Hardening(statement=statement).policy(VerificationPolicy())
+    policy = Hardening(statement=statement, receipts=receipts).policy(VerificationPolicy())
     hardened = judged(verify_proof(proof, train, policy))
     hardened["max_relative_error_allowed"] = policy.max_relative_error
     return {"reference": judged(verify_proof(proof, train, reference)), "hardened": hardened}

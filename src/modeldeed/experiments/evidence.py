@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 RUN = "{run}"
-# Filled in by the registry: one entry per registered artefact (key, statement, proof), each with its receipt.
+# Filled in by the demo's registrations (demo_registry): one entry per registered artefact, each with its receipt.
 NOT_REGISTERED = {"status": "not registered", "entries": []}
 
 
@@ -76,12 +76,35 @@ def commands(results: dict[str, Any], threads: int) -> list[dict[str, Any]]:
             ["pol", "verify", f"{RUN}/proof", "--data", "digits", "--reference", *t],
             proof["reference"]["accepted"],
         )
+    registry = results.get("evidence", {}).get("registry") or {}
+    entries = registry.get("entries") or []
+    log_key = f"{RUN}/{registry['log_key']}" if entries else None
+    receipts: list[str] = []
+    if any(e["kind"] == "pol-commitment" for e in entries) and any(e["kind"] == "pol-statement" for e in entries):
+        receipts = ["--commitment-receipt", f"{RUN}/commitment.receipt.json"]
+        receipts += ["--statement-receipt", f"{RUN}/statement.receipt.json", "--log-key", str(log_key)]
     if "hardened" in proof:
+        bound = " and its registrations (the challenge from the log's beacon)" if receipts else ""
         add(
-            "proof-of-learning, hardened verifier with the owner's statement",
+            f"proof-of-learning, hardened verifier with the owner's statement{bound}",
             ["pol", "verify", f"{RUN}/proof", "--data", "digits", "--hardened", "--statement", f"{RUN}/statement.json"]
+            + receipts
             + list(t),
             proof["hardened"]["accepted"],
+        )
+    for e in entries:
+        add(
+            f"registration of the {e['artefact']} (entry {e['log_index']}, {e['registered_at']})",
+            [
+                "registry",
+                "verify",
+                f"{RUN}/{e['receipt']}",
+                "--log-key",
+                str(log_key),
+                "--artefact",
+                f"{RUN}/{e['path']}",
+            ],
+            True,
         )
     attacks = [a for a in results.get("attacks", []) if a.get("attack") != "transfer"]
     if attacks:

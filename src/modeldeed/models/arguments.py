@@ -64,7 +64,21 @@ class ResNetArguments(_Arguments):
     input_size: Annotated[list[Side], Field(min_length=2, max_length=2)] = [32, 32]
 
 
-DECLARED: dict[str, type[_Arguments]] = {"cnn": CnnArguments, "resnet18": ResNetArguments, "resnet20": ResNetArguments}
+class MlpArguments(_Arguments):
+    """`mlp` (the architecture modeldeed.zk proves): up to 16 hidden layers of at most MAX_WIDTH units."""
+
+    in_channels: Channels = 1
+    num_classes: Classes = 10
+    input_size: Annotated[list[Side], Field(min_length=2, max_length=2)] = [8, 8]
+    hidden: Annotated[list[Annotated[int, Field(ge=1, le=MAX_WIDTH)]], Field(max_length=16)] = [16]
+
+
+DECLARED: dict[str, type[_Arguments]] = {
+    "cnn": CnnArguments,
+    "resnet18": ResNetArguments,
+    "resnet20": ResNetArguments,
+    "mlp": MlpArguments,
+}
 
 
 def check_arguments(architecture: str, arguments: Any) -> dict[str, Any]:

@@ -16,10 +16,11 @@ from ..errors import ModeldeedError
 from ..files import parse_json_bytes
 from .arguments import MAX_MODEL_BYTES, ModelSize, check_arguments, check_size, size_on_meta
 from .cnn import SmallCNN
+from .mlp import MLP
 from .resnet import resnet18, resnet20
 from .timm_models import is_timm, timm_factory
 
-BUILTIN: dict[str, Callable[..., nn.Module]] = {"cnn": SmallCNN, "resnet18": resnet18, "resnet20": resnet20}
+BUILTIN: dict[str, Callable[..., nn.Module]] = {"cnn": SmallCNN, "resnet18": resnet18, "resnet20": resnet20, "mlp": MLP}
 DATA_ARGUMENTS = ("in_channels", "num_classes", "input_size")
 
 

@@ -30,7 +30,7 @@ from ..crypto import u64be
 from ..schema import Document, Hex64, NonNegative, Positive
 from . import merkle
 
-Kind = Literal["watermark-key", "watermark-reveal", "pol-statement", "pol-commitment", "model", "claim"]
+Kind = Literal["watermark-key", "watermark-reveal", "pol-statement", "pol-commitment", "pol-progress", "model", "claim"]
 KINDS: tuple[str, ...] = get_args(Kind)
 Hex128 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{128}$")]
 

@@ -41,9 +41,10 @@ dl.evidence dt { font-weight: 600; } dl.evidence dd { margin: 0; overflow-wrap: 
 class Page:
     """Collects blocks of HTML in order; `render()` returns one complete document."""
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, *, content_security_policy: str | None = None) -> None:
         self.title = title
         self.blocks: list[str] = []
+        self.content_security_policy = content_security_policy  # a page of a stranger's text: no scripts
 
     def heading(self, text: str, level: int = 2) -> None:
         self.blocks.append(f"<h{level}>{html.escape(text)}</h{level}>")
@@ -97,8 +98,10 @@ class Page:
 
     def render(self) -> str:
         body = "\n".join(self.blocks)
+        csp = self.content_security_policy
+        policy = f'<meta http-equiv="Content-Security-Policy" content="{html.escape(csp)}">' if csp else ""
         return (
-            f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">{policy}'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{html.escape(self.title)}</title><style>{STYLE}</style></head><body>\n"
             f"<h1>{html.escape(self.title)}</h1>\n{body}\n</body></html>\n"

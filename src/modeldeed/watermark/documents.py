@@ -62,6 +62,17 @@ class CommitmentScheme(Document):
     nonce_bytes: Literal[32]
 
 
+# A key made for zero-knowledge verification (modeldeed.zk) also commits to every trigger with Poseidon over the
+# Pasta field: decimal field elements, which the key id covers like every other field.
+ZK_HASH = "poseidon-kimchi-pasta-fp"
+FieldElement = Annotated[str, StringConstraints(pattern=r"^(0|[1-9][0-9]{0,76})$")]
+
+
+class ZkCommitments(Document):
+    hash: Literal["poseidon-kimchi-pasta-fp"]
+    commitments: Annotated[list[FieldElement], Field(max_length=MAX_TRIGGERS)]
+
+
 class OpeningDocument(Document):
     """Trigger elements with what opens their commitments (the opened half of a cut-and-choose key)."""
 
@@ -90,6 +101,7 @@ class VerificationKeyDocument(Document):
     label_commitments: Hexes
     security_bits: Annotated[int, Field(ge=1, le=MAX_SECURITY_BITS)] | None = None
     opened: OpeningDocument | None = None
+    zk: ZkCommitments | None = None  # cut-and-choose keys made by `watermark zk-keygen` only
 
 
 class MarkingKeyDocument(Document):
@@ -170,6 +182,8 @@ def verification_key_problem(doc: VerificationKeyDocument, *, complete: bool = T
     for name in ("image_commitments", "label_commitments"):
         if len(getattr(doc, name)) != doc.size:
             return name, f"must have {doc.size} entries (size), found {len(getattr(doc, name))}"
+    if doc.zk is not None and (doc.scheme != "cut-and-choose" or len(doc.zk.commitments) != doc.size):
+        return "zk", f"belongs only in a cut-and-choose key and must have {doc.size} commitments (size)"
     if doc.scheme == "cut-and-choose":
         if doc.security_bits is None:
             return "security_bits", "is missing (a cut-and-choose key needs it)"

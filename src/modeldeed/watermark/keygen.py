@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
 import numpy as np
@@ -45,6 +45,7 @@ DEFAULT_EPSILON = 0.1
 DEFAULT_SECURITY_BITS = 32
 DEMONSTRATION_TAG = b"modeldeed/demonstration-key/v1"
 DEMONSTRATION_CREATED = "1970-01-01T00:00:00Z"  # so that one seed gives one key, byte for byte
+ZkCommit = Callable[[torch.Tensor, Sequence[int], Sequence[bytes]], Sequence[str]]
 
 
 class KeyRandomness:
@@ -111,6 +112,7 @@ def pkeygen(
     labels: Sequence[int] | None = None,
     seed: int | None = None,
     created: str | None = None,
+    zk_commit: ZkCommit | None = None,
 ) -> tuple[MarkingKey, VerificationKey]:
     """PKeyGen(ℓ = 4n): KeyGen(ℓ), e = H(vk) by Fiat-Shamir, the e=1 half opened inside the public key.
 
@@ -118,6 +120,9 @@ def pkeygen(
     elements survives the opened-half check with probability 2^-m, so fewer than n of them hide in
     the e=0 half except with probability 2^-n per key tried. Fiat-Shamir lets a cheater try keys
     offline, so n should exceed the log2 of the hashes an adversary can afford (n ≥ 64 for real use).
+
+    `zk_commit(images, labels, image_nonces)` (modeldeed.zk) returns a second commitment per trigger that the
+    key id covers, so it is fixed before the challenge is drawn.
     """
     check_count("security bits", security_bits, maximum=min(MAX_SECURITY_BITS, MAX_TRIGGERS // 4))
     return _generate(
@@ -132,6 +137,7 @@ def pkeygen(
         created,
         sets=1,
         security_bits=security_bits,
+        zk_commit=zk_commit,
     )
 
 
@@ -172,6 +178,7 @@ def _generate(
     *,
     sets: int,
     security_bits: int | None = None,
+    zk_commit: ZkCommit | None = None,
 ) -> tuple[MarkingKey, VerificationKey]:
     names = tuple(str(c) for c in classes)
     check_count("the number of classes", len(names), minimum=2, maximum=MAX_CLASSES)
@@ -210,6 +217,7 @@ def _generate(
         sets,
         label_kind="derived" if chosen is None else "chosen",
         demonstration_seed=seed,
+        zk_commitments=None if zk_commit is None else tuple(zk_commit(images, values, image_nonces)),
     )
     challenge = None
     if scheme == "cut-and-choose":

@@ -24,6 +24,7 @@ from ..files import canonical_json, read_safetensors, safetensors_bound, write_j
 from .documents import (
     MK_FORMAT,
     VK_FORMAT,
+    ZK_HASH,
     MarkingKeyDocument,
     VerificationKeyDocument,
     build_document,
@@ -118,6 +119,7 @@ class VerificationKey:
     modeldeed_version: str = __version__
     label_kind: str = "derived"
     demonstration_seed: int | None = None  # a demonstration key: every secret follows from this public seed
+    zk_commitments: tuple[str, ...] | None = None  # keys for modeldeed.zk: one Poseidon commitment per trigger
 
     @property
     def size(self) -> int:
@@ -160,6 +162,8 @@ class VerificationKey:
             fields["security_bits"] = self.security_bits
         if self.opened is not None:
             fields["opened"] = self.opened.to_json()
+        if self.zk_commitments is not None:
+            fields["zk"] = {"hash": ZK_HASH, "commitments": list(self.zk_commitments)}
         return build_document(VerificationKeyDocument, fields, complete=self.opened is not None)
 
     def core_json(self) -> dict[str, Any]:
@@ -210,6 +214,7 @@ class VerificationKey:
             doc.modeldeed_version,
             doc.labels,
             doc.demonstration_seed,
+            tuple(doc.zk.commitments) if doc.zk is not None else None,
         )
         vk.__dict__["document"] = doc  # the id is the digest of exactly what was validated
         return vk
