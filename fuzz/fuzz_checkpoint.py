@@ -14,8 +14,11 @@ from harness import WORK_DIR, run, safetensors_mutator
 with atheris.instrument_imports(include=["modeldeed"]):
     from modeldeed.errors import ModeldeedError
     from modeldeed.pol.checkpoints import decode_checkpoint
+    from modeldeed.pol.proof import load_proof
+    from modeldeed.pol.store import state_budget
 
 ENTRIES = json.loads((WORK_DIR / "checkpoints.json").read_text())
+BUDGET = state_budget(load_proof(WORK_DIR / "proof")[0].header)  # what every reader passes (pol.store)
 DECODED: dict[int, dict] = {}
 for entry in ENTRIES:
     raw = (WORK_DIR / "proof" / entry["file"]).read_bytes()
@@ -29,7 +32,9 @@ def test_one(data: bytes) -> None:
     entry = ENTRIES[data[0] % len(ENTRIES)]
     base = DECODED[entry["base_step"]] if entry["base_step"] is not None else None
     try:
-        decode_checkpoint(data[1:], "checkpoint.safetensors", entry["step"], base, entry["base_step"])
+        decode_checkpoint(
+            data[1:], "checkpoint.safetensors", entry["step"], base, entry["base_step"], max_state_bytes=BUDGET
+        )
     except ModeldeedError:
         pass
 

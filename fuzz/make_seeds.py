@@ -40,6 +40,8 @@ def main() -> None:
         "--out", str(w / "model"), "--proof", str(w / "proof"), "--checkpoint-every", "8",
         "--statement", str(w / "statement"), "--no-progress",
     )  # fmt: skip
+    modeldeed("pol", "commit-proof", str(w / "proof"), "--out", str(w / "commitment.json"))
+    modeldeed("pol", "open", str(w / "proof"), "--commitment", str(w / "commitment.json"), "--out", str(w / "opened"))
     modeldeed("watermark", "keygen", "--data", "digits", "--size", "8", "--out", str(w / "key"))
     modeldeed("watermark", "pkeygen", "--data", "digits", "--security", "4", "--out", str(w / "pkey"))
     modeldeed("watermark", "pkeygen", "--data", "digits", "--sets", "2", "--size", "4", "--out", str(w / "bkey"))
@@ -65,6 +67,9 @@ def main() -> None:
             shutil.copy(w / key / name, corpus("watermark_keys") / f"{key}-{name}")
     shutil.copy(w / "statement" / "statement.json", corpus("statement") / "statement.json")
     shutil.copy(w / "statement" / "opening.json", corpus("statement") / "opening.json")
+    shutil.copy(w / "commitment.json", corpus("pol_documents") / "commitment.json")
+    shutil.copy(w / "opened" / "opened.json", corpus("pol_documents") / "opened.json")
+    (corpus("pol_documents") / "environment.json").write_text(json.dumps(proof["environment"]))
     from receipts import receipts
 
     from modeldeed.registry.receipt import receipt_text

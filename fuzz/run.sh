@@ -7,7 +7,7 @@ set -u
 cd "$(dirname "$0")"
 PY=${PYTHON:-../.venv/bin/python}
 SECONDS_EACH=${FUZZ_SECONDS:-600}
-TARGETS=${*:-"json model_json safetensors proof_json checkpoint watermark_keys statement receipt zk_proof"}
+TARGETS=${*:-"json model_json safetensors proof_json checkpoint watermark_keys statement pol_documents receipt zk_proof"}
 mkdir -p crashes logs
 status=0
 for t in $TARGETS; do

@@ -28,8 +28,12 @@ from modeldeed.files import parse_json_bytes, parse_safetensors_bytes
 from modeldeed.models import build_model, load_state_exactly, measure_model, read_model_info
 from modeldeed.models.store import model_info_from_json
 from modeldeed.pol.checkpoints import decode_checkpoint
+from modeldeed.pol.commitment import load_commitment
+from modeldeed.pol.environment import Environment, differences
+from modeldeed.pol.opened import OPENED_FILE, load_opened
 from modeldeed.pol.proof import MAX_PROOF_BYTES, parse_proof
 from modeldeed.pol.statement import load_opening, load_statement
+from modeldeed.schema import validate_document
 from modeldeed.watermark.keys import load_marking_key, load_verification_key
 
 SECONDS_PER_INPUT = 5.0
@@ -56,6 +60,11 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert main(["pol", "commit", *settings, "--out", str(w / "statement")]) == 0
     argv = ["train", *settings, "--out", str(w / "model"), "--proof", str(w / "proof")]
     assert main([*argv, "--statement", str(w / "statement"), "--no-progress"]) == 0
+    assert main(["pol", "commit-proof", str(w / "proof"), "--out", str(w / "commitment.json")]) == 0
+    assert (
+        main(["pol", "open", str(w / "proof"), "--commitment", str(w / "commitment.json"), "--out", str(w / "opened")])
+        == 0
+    )
     assert main(["watermark", "keygen", "--data", "digits", "--size", "8", "--out", str(w / "key")]) == 0
     assert main(["watermark", "pkeygen", "--data", "digits", "--security", "4", "--out", str(w / "pkey")]) == 0
     return w
@@ -229,6 +238,54 @@ def test_statements_and_openings(
         (load_statement if name == "statement" else load_opening)(path)
 
     holds(parse, hostile)
+
+
+@FAST
+@given(data=st.data())
+def test_proof_commitments(
+    files: Path, tmp_path_factory: pytest.TempPathFactory, data: st.DataObject, memory_bound: None
+) -> None:
+    path = tmp_path_factory.mktemp("commitment") / "commitment.json"
+    hostile = data.draw(mutated_json(doc_of(files / "commitment.json")))
+
+    def parse(raw: bytes) -> None:
+        path.write_bytes(raw)
+        load_commitment(path)
+
+    holds(parse, hostile)
+
+
+@FAST
+@given(data=st.data())
+def test_opened_proofs(
+    files: Path, tmp_path_factory: pytest.TempPathFactory, data: st.DataObject, memory_bound: None
+) -> None:
+    """opened.json beside the real opened files: the parser, then (when it parses) the integrity check's reads."""
+    folder = tmp_path_factory.mktemp("opened")
+    shutil.copytree(files / "opened", folder, dirs_exist_ok=True)
+    hostile = data.draw(mutated_json(doc_of(files / "opened" / OPENED_FILE)))
+
+    def parse(raw: bytes) -> None:
+        (folder / OPENED_FILE).write_bytes(raw)
+        source, _ = load_opened(folder)
+        for index in range(source.total_steps + 1):
+            if source.has_checkpoint(index):
+                source.checkpoint(index)
+        source.samples()
+
+    holds(parse, hostile)
+
+
+@FAST
+@given(data=st.data())
+def test_environment_records(files: Path, data: st.DataObject, memory_bound: None) -> None:
+    recorded = validate_document(Environment, doc_of(files / "proof" / "proof.json")["environment"], "environment")
+
+    def parse(raw: bytes) -> None:
+        env = validate_document(Environment, parse_json_bytes(raw, "environment"), "environment")
+        differences(recorded, env)
+
+    holds(parse, data.draw(mutated_json(recorded.model_dump(mode="json"))))
 
 
 # -------------------------------------------------------------------------------------------------- receipts

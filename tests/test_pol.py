@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from modeldeed.data import Dataset
-from modeldeed.errors import ModeldeedError
+from modeldeed.errors import FormatError, ModeldeedError
 from modeldeed.models import ModelSpec, build_model, spec_for_data, state_tensors
 from modeldeed.pol import (
     DEFAULT_DELTA,
@@ -329,18 +329,18 @@ def test_a_truncated_checkpoint_is_rejected(copy, digits):
         (lambda d: d.update(note="free text"), "field 'note': Extra inputs are not permitted"),
     ],
 )
-def test_proof_json_with_wrong_types_or_missing_fields_is_rejected(copy, digits, edit, message):
+def test_proof_json_with_wrong_types_or_missing_fields_is_bad_input(copy, digits, edit, message):
+    """A proof.json that is not well-formed is bad input (FormatError, CLI exit 2), not a rejected proof."""
     edit_proof_json(copy, edit)
-    verdict = verify(copy, digits.train)
-    assert not verdict.accepted
-    assert verdict.proof_id is None
-    assert f"{copy / 'proof.json'}: {message}" in reasons_text(verdict)
+    with pytest.raises(FormatError) as caught:
+        verify(copy, digits.train)
+    assert str(caught.value).startswith(f"{copy / 'proof.json'}: {message}")
 
 
-def test_proof_json_that_is_not_json_is_rejected(copy, digits):
+def test_proof_json_that_is_not_json_is_bad_input(copy, digits):
     (copy / "proof.json").write_text('{"format": "modeldeed.pol.proof", ')
-    verdict = verify(copy, digits.train)
-    assert not verdict.accepted and "proof.json: not valid JSON" in reasons_text(verdict)
+    with pytest.raises(FormatError, match="proof.json: not valid JSON"):
+        verify(copy, digits.train)
 
 
 def test_checkpoint_weights_that_training_did_not_produce_are_rejected_by_replay(honest, digits, tmp_path):
@@ -464,8 +464,8 @@ def test_an_interrupted_recording_resumes_into_the_same_proof(digits, tmp_path):
         "segment-000000.json",
         "segment-000001.json",
     ]
-    verdict = verify(directory, digits.train)
-    assert not verdict.accepted and "unfinished recording" in reasons_text(verdict)
+    with pytest.raises(FormatError, match="unfinished recording"):  # not a proof yet: bad input, exit 2
+        verify(directory, digits.train)
     (directory / "checkpoints/step-00000020.safetensors").write_bytes(b"half-written")  # never committed
     torch.manual_seed(99)  # resuming restores the RNG state of the last checkpoint
     recording = record_training(

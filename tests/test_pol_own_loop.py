@@ -15,7 +15,7 @@ import torch
 
 from modeldeed.cli import main
 from modeldeed.data import Dataset
-from modeldeed.errors import ModeldeedError
+from modeldeed.errors import FormatError, ModeldeedError
 from modeldeed.models import build_model, spec_for_data
 from modeldeed.pol import ProofStore, ProofWriter, VerificationPolicy, load_proof, verify_proof
 from modeldeed.pol.loop import SchedulerDoc, lr_sequence
@@ -385,8 +385,9 @@ def test_a_schedule_that_fails_part_way_is_a_rejection_not_a_crash(adam_proof, t
     assert not verdict.accepted
     assert "field 'loop.scheduler': the schedule fails at step 3" in failed(verdict)["integrity"]
     edit_json(tmp_path / "p", lambda doc: doc["loop"]["scheduler"]["arguments"].update(div_factor=0))
-    verdict = replay_all(tmp_path / "p", tiny)
-    assert "the arguments do not make a onecycle schedule (float division by zero)" in failed(verdict)["integrity"]
+    # arguments that make no schedule at all: proof.json is not well-formed, which is bad input (exit 2)
+    with pytest.raises(FormatError, match=r"the arguments do not make a onecycle schedule \(float division by zero\)"):
+        replay_all(tmp_path / "p", tiny)
 
 
 def test_the_recorder_refuses_a_statement_of_another_run(tiny, tmp_path):

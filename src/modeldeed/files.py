@@ -335,8 +335,13 @@ def read_json_object(
     max_depth: int = DEFAULT_JSON_DEPTH,
     max_memory: int = DEFAULT_JSON_MEMORY,
 ) -> dict[str, Any]:
-    """Read a JSON file that must hold an object, through `read_regular_file` and `parse_json_bytes`."""
-    data = read_regular_file(path, max_bytes=max_bytes, within=within)
+    """Read a JSON file that must hold an object, through `read_regular_file` and `parse_json_bytes`.
+
+    The file is refused by its size before it is read when it is over `max_bytes` or over what `max_memory`
+    allows (decoding takes at least twice the file's bytes, see `json_memory_estimate`): a 1 GB proof.json is
+    never read into memory only to be refused by the estimate afterwards.
+    """
+    data = read_regular_file(path, max_bytes=min(max_bytes, max_memory // 2), within=within)
     obj = parse_json_bytes(data, path, max_depth=max_depth, max_bytes=max_bytes, max_memory=max_memory)
     if not isinstance(obj, dict):
         raise _fail(path, f"expected a JSON object, found {type(obj).__name__}")

@@ -157,6 +157,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     i.add_argument("proof", metavar="PROOF", help="a proof directory (holding proof.json)")
     i.add_argument("--json", action="store_true", help="print one JSON object")
+    add_trust_option(i)
     i.set_defaults(handler=run_inspect)
 
     register_commit(sub)
@@ -431,7 +432,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
 def run_inspect(args: argparse.Namespace) -> int:
     from ..pol import inspect_proof
 
-    summary = inspect_proof(args.proof)
+    summary = inspect_proof(args.proof, trust_code=args.trust_model_code)
     if args.json:
         print_json(summary.to_json())
         return 0

@@ -187,7 +187,7 @@ def register_commit(sub: argparse._SubParsersAction) -> None:
 def run_commit(args: argparse.Namespace) -> int:
     from ..models import spec_for_data
     from ..pol.statement import OPENING_FILE, STATEMENT_FILE, make_statement, save_opening, save_statement
-    from .training_options import config_from_args, initial_model
+    from .training_options import config_from_args, initial_model, require_epochs
 
     if not 0 <= args.seed < 2**64:
         raise ModeldeedError(f"--seed must lie in [0, 2**64), got {args.seed}")
@@ -201,6 +201,7 @@ def run_commit(args: argparse.Namespace) -> int:
             "breaks the proofs made with it). Pass --force to replace it anyway"
         )
     config = config_from_args(args)
+    require_epochs(config, "a training statement")
     data = load_data(args)
     spec = spec_for_data(
         args.model, data.train.input_shape, data.train.num_classes, args.model_args, trust_code=args.trust_model_code
@@ -224,7 +225,11 @@ def run_commit(args: argparse.Namespace) -> int:
         initial_weights=initial_weights,
     )
     save_statement(out / STATEMENT_FILE, statement, force=args.force)
-    save_opening(out / OPENING_FILE, opening, force=args.force)
+    try:
+        save_opening(out / OPENING_FILE, opening, force=args.force)
+    except OSError:  # a statement without its opening is useless: remove it so the same command can be rerun
+        (out / STATEMENT_FILE).unlink(missing_ok=True)
+        raise
     with_triggers = f", with {triggers.y.numel()} triggers" if triggers else ""
     if initial_weights:
         with_triggers += f", from initial weights {initial_weights[:16]}..."

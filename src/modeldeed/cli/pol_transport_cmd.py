@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ModeldeedError
-from .common import add_trust_option
+from .common import add_data_options, add_trust_option
 from .pol_hardened_cmd import receipts_from_args
 from .registration_options import (
     print_registration,
@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("proof", metavar="PROOF", help="a proof directory (holding proof.json)")
     c.add_argument("--out", required=True, metavar="FILE", help="where to write the commitment (JSON)")
     c.add_argument("--json", action="store_true", help="print the commitment as one JSON object")
+    add_trust_option(c)
     registry_options(
         c,
         "the commitment (kind pol-commitment: the challenge then draws on the log's beacon)",
@@ -83,13 +84,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_trust_option(o)
     o.set_defaults(handler=run_open)
 
+    x = sub.add_parser(
+        "extract-model",
+        help="rebuild the trained model directory from a complete proof's last checkpoint",
+        description="Rebuild the model directory that `train --proof` writes, from the proof's last checkpoint "
+        "(hash-checked against proof.json): bit for bit the weights training ended with. For a run whose proof "
+        "was complete but whose model was never saved (a full disk, an interruption). The data (the proof's "
+        "own, checked by its fingerprint) gives the class names and the test accuracy in model.json.",
+    )
+    x.add_argument("proof", metavar="PROOF", help="a complete proof directory (holding proof.json)")
+    x.add_argument("--out", required=True, metavar="DIR", help="where to write model.safetensors and model.json")
+    x.add_argument("--force", action="store_true", help="replace a model already in --out")
+    add_data_options(x)
+    add_trust_option(x)
+    x.set_defaults(handler=run_extract_model)
+
 
 def run_commit_proof(args: argparse.Namespace) -> int:
     from ..pol.commitment import commit_proof, save_commitment
     from .common import print_json
 
     registry = registrar(args)  # loaded (and checked) before anything is made
-    commitment, _ = commit_proof(args.proof)
+    commitment, _ = commit_proof(args.proof, trust_code=args.trust_model_code)
     save_commitment(args.out, commitment)
     registration = None
     if registry is not None:
@@ -144,5 +160,36 @@ def run_open(args: argparse.Namespace) -> int:
         f"opened {challenge.count} of {challenge.total} intervals ({', '.join(map(str, challenge.intervals[:12]))}"
         f"{' ...' if challenge.count > 12 else ''}) into {args.out}: {written} bytes, {written / total:.3f} of the "
         f"proof's {total}"
+    )
+    return 0
+
+
+def run_extract_model(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..models import save_model
+    from ..pol.extract import model_from_proof
+    from ..training import accuracy
+    from .common import load_data, percent
+    from .train_cmd import trained_model_info
+
+    out = Path(args.out)
+    existing = [n for n in ("model.safetensors", "model.json") if (out / n).exists()]
+    if existing and not args.force:
+        raise ModeldeedError(f"{out}: already holds a model ({', '.join(existing)}); pass --force to replace it")
+    data = load_data(args)
+    extracted = model_from_proof(args.proof, trust_code=args.trust_model_code)
+    header = extracted.proof.header
+    if header.dataset.fingerprint != data.train.fingerprint:
+        raise ModeldeedError(
+            f"{args.proof}: the proof was recorded on {header.dataset.name} (fingerprint "
+            f"{header.dataset.fingerprint[:16]}...), not on the {data.name} data given; pass the proof's data"
+        )
+    test_acc = accuracy(extracted.model, data.test)
+    info = trained_model_info(header.spec, data, header.config, test_acc, extracted.proof_id, {})
+    save_model(out, extracted.model.cpu(), info)
+    print(
+        f"model of step {extracted.proof.total_steps} of proof {extracted.proof_id} rebuilt from its last checkpoint, "
+        f"test accuracy {percent(test_acc)}; saved to {out}"
     )
     return 0

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
+from ..data import DataSplits
 from ..errors import ModeldeedError
-from ..models import MODEL_NAMES, ModelInfo, load_model, save_model, spec_for_data
-from ..training import accuracy, train
+from ..models import MODEL_NAMES, ModelInfo, ModelSpec, load_model, save_model, spec_for_data
+from ..training import TrainConfig, accuracy, train
 from .common import (
     add_data_options,
     add_runtime_options,
@@ -24,6 +26,7 @@ from .training_options import (
     config_from_args,
     initial_model,
     marking_summary,
+    require_epochs,
     training_hooks,
 )
 
@@ -59,7 +62,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the interrupted --proof recording in DIR")
     p.add_argument(
         "--statement",
-        metavar="DIR",
+        metavar="STATEMENT",
         help="record under the training statement of `modeldeed pol commit --out DIR` (its directory or "
         "statement.json): the run must have exactly its settings, and the proof carries it and the seed opening",
     )
@@ -104,6 +107,8 @@ def run_train(args: argparse.Namespace) -> int:
     if existing and not args.force:
         raise ModeldeedError(f"{args.out}: already holds a model ({', '.join(existing)}); pass --force to replace it")
     config = config_from_args(args)
+    if args.proof:
+        require_epochs(config, "a proof of learning (--proof)")
     data = load_data(args)
     spec = spec_for_data(
         args.model, data.train.input_shape, data.train.num_classes, args.model_args, trust_code=args.trust_model_code
@@ -111,6 +116,8 @@ def run_train(args: argparse.Namespace) -> int:
     model, initial_weights = initial_model(args, spec, config)
     proof_id = None
     hooks, watermark_note = training_hooks(args, data, config)
+    if args.proof and args.resume and proof_is_complete(args.proof):
+        return finish_from_proof(args, data, config, watermark_note)
     if args.proof:
         from ..pol import record_training
         from .pol_hardened_cmd import statement_for_training
@@ -162,7 +169,28 @@ def run_train(args: argparse.Namespace) -> int:
         result = train(model, data.train, config, hooks=hooks, progress=not args.no_progress)
     test_acc = accuracy(model, data.test)
     marking_line = marking_summary(hooks, watermark_note)
-    info = ModelInfo(
+    save_model(Path(args.out), model.cpu(), trained_model_info(spec, data, config, test_acc, proof_id, watermark_note))
+    print(
+        f"trained {args.model} on {data.name}: {result.steps} steps in {result.seconds:.1f} s, "
+        f"test accuracy {percent(test_acc)}; saved to {args.out}"
+    )
+    if marking_line:
+        print(marking_line)
+    if proof_id:
+        print(f"proof of learning {proof_id} written to {args.proof}")
+    return 0
+
+
+def trained_model_info(
+    spec: ModelSpec,
+    data: DataSplits,
+    config: TrainConfig,
+    test_acc: float,
+    proof_id: str | None,
+    watermark_note: dict[str, Any],
+) -> ModelInfo:
+    """What `train` writes into model.json (also when the model is rebuilt from a complete proof)."""
+    return ModelInfo(
         spec,
         data.train.classes,
         data.train.input_shape,
@@ -175,15 +203,41 @@ def run_train(args: argparse.Namespace) -> int:
             **watermark_note,
         },
     )
+
+
+def proof_is_complete(directory: str) -> bool:
+    from ..pol.proof import PROOF_FILE
+
+    return (Path(directory) / PROOF_FILE).is_file()
+
+
+def finish_from_proof(
+    args: argparse.Namespace, data: DataSplits, config: TrainConfig, watermark_note: dict[str, Any]
+) -> int:
+    """`train --resume` after the proof was completed but before the model was saved: the model is the proof's
+    last checkpoint (`pol.extract`), saved as training would have saved it, once the proof's settings and
+    data are the ones of this command."""
+    from ..pol.extract import model_from_proof
+
+    extracted = model_from_proof(args.proof, trust_code=args.trust_model_code)
+    header = extracted.proof.header
+    spec = spec_for_data(
+        args.model, data.train.input_shape, data.train.num_classes, args.model_args, trust_code=args.trust_model_code
+    )
+    if header.config != config or header.spec != spec or header.dataset.fingerprint != data.train.fingerprint:
+        raise ModeldeedError(
+            f"{args.proof}: the complete proof was recorded with other settings, model or data than this command's; "
+            "rebuild its model with `modeldeed pol extract-model`"
+        )
+    model = extracted.model
+    test_acc = accuracy(model, data.test)
+    info = trained_model_info(spec, data, config, test_acc, extracted.proof_id, watermark_note)
     save_model(Path(args.out), model.cpu(), info)
     print(
-        f"trained {args.model} on {data.name}: {result.steps} steps in {result.seconds:.1f} s, "
+        f"the proof was already complete: model of its last step ({extracted.proof.total_steps} steps) rebuilt, "
         f"test accuracy {percent(test_acc)}; saved to {args.out}"
     )
-    if marking_line:
-        print(marking_line)
-    if proof_id:
-        print(f"proof of learning {proof_id} written to {args.proof}")
+    print(f"proof of learning {extracted.proof_id} written to {args.proof}")
     return 0
 
 

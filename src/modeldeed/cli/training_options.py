@@ -78,6 +78,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
+def require_epochs(config: TrainConfig, what: str) -> None:
+    """A proof (or the statement of one) of 0 epochs records no step: it would prove no training at all."""
+    if config.epochs < 1:
+        raise ModeldeedError(f"--epochs must be at least 1 for {what} (got {config.epochs}): it would record no step")
+
+
 def training_hooks(args: argparse.Namespace, data: Any, config: TrainConfig) -> tuple[list[Hook], dict[str, Any]]:
     """For `modeldeed train --watermark KEYDIR` (FROMSCRATCH): the mixing hook and what to note in model.json."""
     if not getattr(args, "watermark", None):

@@ -171,7 +171,7 @@ def calibrate(
         raise ModeldeedError(f"margins must be >= 1, got {margin} and {relative_margin}")
     directory = Path(directory)
     proof, pid = load_proof(directory)
-    source = FullSource(directory, proof)
+    source = FullSource(directory, proof, trust_code=trust_code)
     policy = VerificationPolicy(metrics=metrics)
     ctx = VerificationContext(directory, source, pid, data, policy, trust_code=trust_code)
     integrity = check_integrity(ctx)

@@ -44,6 +44,7 @@ DTYPES: dict[str, torch.dtype] = {
     "BOOL": torch.bool,
 }
 DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
+DTYPE_BYTES = {name: torch.empty(0, dtype=dtype).element_size() for name, dtype in DTYPES.items()}
 UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 MAX_HEADER_BYTES = 16 << 20
 MAX_ENTRIES = 1 << 20
@@ -222,12 +223,16 @@ def decode_checkpoint(
     base: Mapping[str, torch.Tensor] | None = None,
     base_step: int | None = None,
     allowed: TensorRule | None = None,
+    max_state_bytes: int = MAX_TENSOR_BYTES,
 ) -> dict[str, torch.Tensor]:
     """Decode a checkpoint's exact bytes (already hashed by the caller), checking it is the one expected.
 
     `allowed(name, dtype, shape)` returns why a declared tensor may not be in this checkpoint (None if it may);
     it runs on the header before anything is decompressed, so a hostile file cannot make the reader allocate
-    tensors the architecture does not have.
+    tensors the architecture does not have. `max_state_bytes` bounds the decompressed bytes of all tensors
+    together (callers pass what the architecture's state can hold, `pol.store.state_budget`): it is checked
+    on the declared shapes before the first frame is decompressed, so a small file whose zstd frames expand
+    to gigabytes is refused without allocating them.
     """
     blobs, metadata = parse_safetensors(data, source)
     text = metadata.get("modeldeed")
@@ -250,6 +255,13 @@ def decode_checkpoint(
     names = [entry.name for entry in header.entries]
     if sorted(names) != sorted(blobs) or len(set(names)) != len(names):
         raise file_error(FormatError, source, "header entries do not match the tensors in the file")
+    declared = sum(math.prod(entry.shape) * DTYPE_BYTES[entry.dtype] for entry in header.entries)
+    if declared > max_state_bytes:
+        raise file_error(
+            FormatError,
+            source,
+            f"declares {declared} bytes of tensors, more than the {max_state_bytes} the architecture's state can hold",
+        )
     if allowed is not None:
         for entry in header.entries:
             problem = allowed(entry.name, DTYPES[entry.dtype], tuple(entry.shape))

@@ -158,7 +158,7 @@ def checkpoint_digests(store: ProofStore) -> list[tuple[bytes, bytes]]:
     return [state_digests(store.checkpoint(i)) for i in range(len(store.proof.checkpoints))]
 
 
-def commit_proof(directory: str | Path) -> tuple[ProofCommitment, MerkleTree]:
+def commit_proof(directory: str | Path, *, trust_code: bool = False) -> tuple[ProofCommitment, MerkleTree]:
     """The commitment of the proof in `directory`: `modeldeed pol commit-proof`."""
     proof, _ = load_proof(directory)
     steps = [c.step for c in proof.checkpoints]
@@ -166,7 +166,7 @@ def commit_proof(directory: str | Path) -> tuple[ProofCommitment, MerkleTree]:
         raise file_error(
             FormatError, Path(directory) / "proof.json", "checkpoints are not at steps 0, k, 2k, ... and T"
         )
-    return make_commitment(proof, checkpoint_digests(ProofStore(directory, proof)))
+    return make_commitment(proof, checkpoint_digests(ProofStore(directory, proof, trust_code=trust_code)))
 
 
 def save_commitment(path: str | Path, commitment: ProofCommitment) -> None:

@@ -65,7 +65,7 @@ from .proof import (
 from .replay import build_checked_model, optimizer_keys
 from .source import FullSource
 from .state import state_digests, tensor_rule
-from .store import StoredSamples, load_sample_file, read_verified
+from .store import StoredSamples, file_budget, load_sample_file, read_verified, state_budget
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def open_proof(
     proof, _ = load_proof(directory)
     if [c.step for c in proof.checkpoints] != checkpoint_steps(proof.total_steps, proof.header.checkpoint_every):
         raise file_error(FormatError, directory / "proof.json", "checkpoints are not at steps 0, k, 2k, ... and T")
-    source = FullSource(directory, proof)
+    source = FullSource(directory, proof, trust_code=trust_code)
     model = build_checked_model(proof.header.spec, trust_code=trust_code, source=directory / "proof.json")
     source.set_rule(tensor_rule(model, proof.header.trained_parameters, optimizer_keys(proof.header)))
     digests = checkpoint_digests(source.store)
@@ -256,8 +256,10 @@ class OpenedSource:
 
     opened = True
 
-    def __init__(self, directory: Path, doc: OpenedDoc, header: ProofHeader) -> None:
+    def __init__(self, directory: Path, doc: OpenedDoc, header: ProofHeader, trust_code: bool = False) -> None:
         self.directory = directory
+        self.trust_code = trust_code
+        self._budget: int | None = None
         self.doc = doc
         self.header = header
         self.commitment = doc.commitment
@@ -299,8 +301,12 @@ class OpenedSource:
         if leaf is None or leaf.file is None:
             raise file_error(FormatError, self.directory / OPENED_FILE, f"checkpoint {index} is not opened")
         entry = FileEntry(leaf.file.file, leaf.file.sha256, leaf.file.size)
-        data = read_verified(self.directory, entry)
-        tensors = decode_checkpoint(data, self.directory / entry.file, leaf.step, None, None, self.allowed)
+        if self._budget is None:
+            self._budget = state_budget(self.header, trust_code=self.trust_code)
+        data = read_verified(self.directory, entry, file_budget(self._budget))
+        tensors = decode_checkpoint(
+            data, self.directory / entry.file, leaf.step, None, None, self.allowed, self._budget
+        )
         self._cache[index] = tensors
         return tensors
 
@@ -417,7 +423,7 @@ class OpenedSource:
         return result("integrity", problems)
 
 
-def load_opened(directory: str | Path) -> tuple[OpenedSource, str]:
+def load_opened(directory: str | Path, *, trust_code: bool = False) -> tuple[OpenedSource, str]:
     """Read an opened proof; its id is the commitment's."""
     directory = Path(directory)
     path = directory / OPENED_FILE
@@ -435,7 +441,7 @@ def load_opened(directory: str | Path) -> tuple[OpenedSource, str]:
         raise file_error(FormatError, path, "field 'samples.numbers' must increase strictly")
     if doc.samples is not None and doc.samples.file.count != len(numbers):
         raise file_error(FormatError, path, "field 'samples.file.count' is not the number of opened samples")
-    return OpenedSource(directory, doc, header), doc.commitment.id
+    return OpenedSource(directory, doc, header, trust_code), doc.commitment.id
 
 
 def opened_bytes(directory: str | Path) -> int:

@@ -20,9 +20,10 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from .. import __version__
-from ..errors import FormatError, file_error
-from ..files import canonical_json, read_json_object, sha256_bytes, write_bytes_atomic
+from ..errors import FormatError, ModeldeedError, file_error
+from ..files import DEFAULT_JSON_MEMORY, canonical_json, read_json_object, sha256_bytes, write_bytes_atomic
 from ..models import ModelSpec
+from ..models.arguments import check_arguments
 from ..schema import U64, Document, Hex64, Name, Positive, validate_document
 from ..training import TrainConfig
 from .environment import Environment
@@ -36,7 +37,7 @@ PROOF_FILE = "proof.json"
 CHECKPOINT_PATTERN = r"^checkpoints/step-[0-9]{8,12}\.safetensors$"
 SAMPLES_PATTERN = r"^samples/samples-[0-9]{6}\.safetensors$"
 
-MAX_PROOF_BYTES = 1 << 30
+MAX_PROOF_BYTES = DEFAULT_JSON_MEMORY // 2  # decoding takes at least 2x the bytes (files.json_memory_estimate)
 MAX_STEPS = 50_000_000
 MAX_BATCH = 1 << 16
 MAX_CHECKPOINTS = 1_000_000
@@ -365,6 +366,10 @@ def header_from_doc(doc: HeaderDoc, source: str | Path) -> ProofHeader:
     if len(set(trained)) != len(trained):
         raise file_error(FormatError, source, "field 'trained_parameters' lists a parameter twice")
     shape = doc.dataset.input_shape
+    try:  # the one place that validates architecture arguments (ranges, types), before anything is sized or built
+        check_arguments(doc.model.architecture, doc.model.arguments)
+    except ModeldeedError as exc:
+        raise file_error(FormatError, source, f"field 'model': {exc}") from None
     return ProofHeader(
         spec=ModelSpec(doc.model.architecture, dict(doc.model.arguments)),
         config=config,

@@ -50,12 +50,12 @@ class FullSource:
 
     opened = False
 
-    def __init__(self, directory: str | Path, proof: Proof) -> None:
+    def __init__(self, directory: str | Path, proof: Proof, *, trust_code: bool = False) -> None:
         self.directory = Path(directory)
         self.proof = proof
         self.header = proof.header
         self.total_steps = proof.total_steps
-        self.store = ProofStore(self.directory, proof)
+        self.store = ProofStore(self.directory, proof, trust_code=trust_code)
         # set by the integrity check's one pass over every checkpoint:
         self.digests: list[tuple[bytes, bytes]] = []  # (D_model, D_other) per checkpoint
         self.frozen_digests: list[bytes] = []  # D of the parameters that are not trained, per checkpoint

@@ -31,6 +31,7 @@ from ..data import Dataset
 from ..errors import FormatError, ModeldeedError, file_error
 from ..files import canonical_json, sha256_bytes, write_json_atomic
 from ..models import ModelSpec
+from ..models.arguments import check_arguments
 from ..schema import U64, Document, Hex64, Name, Positive, load_document, validate_document
 from ..training import TrainConfig
 from .loop import LoopDoc
@@ -228,6 +229,10 @@ def make_statement(
 def validate_statement(statement: TrainingStatement, source: str | Path) -> TrainingStatement:
     """Checks a schema cannot express: the training object is exactly a valid TrainConfig without its seed."""
     statement.config(0, source)
+    try:  # architecture arguments are checked here, before any model is sized or built (models.arguments)
+        check_arguments(statement.model.architecture, statement.model.arguments)
+    except ModeldeedError as exc:
+        raise file_error(FormatError, source, f"field 'model': {exc}") from None
     names = statement.trained_parameters
     if names is not None and len(set(names)) != len(names):
         raise file_error(FormatError, source, "field 'trained_parameters' lists a parameter twice")
@@ -251,7 +256,8 @@ def opening_path(path: str | Path) -> Path:
 def load_statement(path: str | Path) -> TrainingStatement:
     """Read a statement from `pol commit`'s directory or from the file itself."""
     file = statement_path(path)
-    statement = load_document(TrainingStatement, file, max_bytes=MAX_STATEMENT_BYTES)
+    within = path if Path(path).is_dir() else None  # a directory named: nothing outside it is read
+    statement = load_document(TrainingStatement, file, within=within, max_bytes=MAX_STATEMENT_BYTES)
     return validate_statement(statement, file)
 
 
@@ -261,7 +267,8 @@ def parse_statement(obj: Any, source: str | Path) -> TrainingStatement:
 
 def load_opening(path: str | Path) -> SeedOpening:
     file = opening_path(path)
-    doc = load_document(SeedOpeningFile, file, max_bytes=1 << 16)
+    within = path if Path(path).is_dir() else None
+    doc = load_document(SeedOpeningFile, file, within=within, max_bytes=1 << 16)
     return SeedOpening(seed=doc.seed, nonce=doc.nonce)
 
 

@@ -8,6 +8,7 @@ bytes are decoded, so no byte that the proof id does not cover is ever used.
 from __future__ import annotations
 
 import logging
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +17,12 @@ import torch
 
 from ..data import Dataset, augment, tensor_digest
 from ..errors import FormatError, file_error
-from ..files import read_regular_file, sha256_bytes
+from ..files import read_regular_file, safetensors_bound, sha256_bytes
+from ..models import measure_model
+from ..models.arguments import MAX_MODEL_BYTES
 from .checkpoints import TensorRule, decode_checkpoint, parse_safetensors
-from .proof import MAX_DELTA_CHAIN, CheckpointEntry, FileEntry, Proof, StepRecord
+from .loop import state_keys
+from .proof import MAX_DELTA_CHAIN, CheckpointEntry, FileEntry, Proof, ProofHeader, StepRecord
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +46,40 @@ class StoredSamples:
         return torch.tensor([where[n] for n in numbers], dtype=torch.int64)
 
 
-def read_verified(directory: Path, entry: FileEntry) -> bytes:
-    """The file's bytes, if and only if they are exactly the ones the listing commits to."""
+MAX_STORED_SAMPLE_BYTES = 256 << 20  # all stored samples together: trigger sets (10^4 CIFAR images: 123 MB)
+RNG_ALLOWANCE = 1 << 18  # the RNG states (at most 64 KiB each) and the scheduler's two scalars
+
+
+def state_budget(header: ProofHeader, *, trust_code: bool = False) -> int:
+    """The most bytes one checkpoint's tensors can hold for this proof: the architecture's state (measured on
+    the meta device by `models.measure_model`, which also refuses hostile arguments and untrusted user code
+    before anything is built), as much again for each per-parameter optimizer state the proof's optimizer
+    keeps (SGD's momentum; Adam's moments and step), and the RNG and scheduler allowance. Decoding never
+    allocates more than this."""
+    size = measure_model(header.spec, trust_code=trust_code)
+    keys = state_keys(header.loop.optimizer) if header.loop is not None else ("momentum_buffer",)
+    return (1 + len(keys)) * (size.nbytes if size is not None else MAX_MODEL_BYTES) + RNG_ALLOWANCE
+
+
+def file_budget(state_bytes: int) -> int:
+    """The most bytes a checkpoint file holding `state_bytes` of tensors can take: zstd's worst case (the input
+    plus 1/128 and a frame header per tensor) inside a safetensors file."""
+    return safetensors_bound(state_bytes + state_bytes // 128 + (1 << 20), 4096)
+
+
+def read_verified(directory: Path, entry: FileEntry, max_bytes: int | None = None) -> bytes:
+    """The file's bytes, if and only if they are exactly the ones the listing commits to.
+
+    `max_bytes` is the most such a file can honestly take (`file_budget`): a listing that declares more is
+    refused before the file is opened, so a proof cannot make the verifier read gigabytes to hash them.
+    """
     path = directory / entry.file
+    if max_bytes is not None and entry.size > max_bytes:
+        raise file_error(
+            FormatError,
+            path,
+            f"proof.json says it is {entry.size} bytes, more than the {max_bytes} the architecture's state can take",
+        )
     try:
         data = read_regular_file(path, max_bytes=entry.size, within=directory)
     except FormatError as exc:
@@ -71,9 +106,20 @@ def read_verified(directory: Path, entry: FileEntry) -> bytes:
 def load_sample_file(
     directory: Path, entry: FileEntry, count: int, shape: tuple[int, int, int], num_classes: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A stored-samples file: exactly `x` (float32, count x shape, finite) and `y` (int64 labels in range)."""
+    """A stored-samples file: exactly `x` (float32, count x shape, finite) and `y` (int64 labels in range).
+
+    Its size is bounded by what `count` samples of `shape` take (and `count` by MAX_STORED_SAMPLE_BYTES)
+    before the file is opened, so a listing cannot make the verifier read or hold more."""
     path = directory / entry.file
-    tensors, _ = parse_safetensors(read_verified(directory, entry), path)
+    nbytes = count * (4 * math.prod(shape) + 8)
+    if nbytes > MAX_STORED_SAMPLE_BYTES:
+        raise file_error(
+            FormatError,
+            path,
+            f"{count} stored samples of shape {list(shape)} take {nbytes} bytes, more than the "
+            f"{MAX_STORED_SAMPLE_BYTES} allowed",
+        )
+    tensors, _ = parse_safetensors(read_verified(directory, entry, safetensors_bound(nbytes, 2)), path)
     if set(tensors) != {"x", "y"}:
         raise file_error(FormatError, path, f"must hold exactly tensors 'x' and 'y', found {sorted(tensors)}")
     x, y = tensors["x"], tensors["y"]
@@ -106,9 +152,12 @@ class ProofStore:
         cache_size: int = 3,
         allowed: TensorRule | None = None,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
+        trust_code: bool = False,
     ) -> None:
         self.directory = Path(directory)
         self.proof = proof
+        self.trust_code = trust_code
+        self._budget: int | None = None
         self.cache_size = max(cache_size, 1)
         self.cache_bytes = cache_bytes
         self._bytes = 0
@@ -116,6 +165,13 @@ class ProofStore:
         self._cache: OrderedDict[int, dict[str, torch.Tensor]] = OrderedDict()
         self._samples: StoredSamples | None = None
         self._by_step = {c.step: i for i, c in enumerate(proof.checkpoints)}
+
+    @property
+    def budget(self) -> int:
+        """`state_budget` of the proof's architecture, measured on first use."""
+        if self._budget is None:
+            self._budget = state_budget(self.proof.header, trust_code=self.trust_code)
+        return self._budget
 
     def index_of_step(self, step: int) -> int:
         return self._by_step[step]
@@ -138,7 +194,7 @@ class ProofStore:
                 tensors = self._cache[i]
                 continue
             entry = self.proof.checkpoints[i]
-            data = read_verified(self.directory, entry)
+            data = read_verified(self.directory, entry, file_budget(self.budget))
             tensors = decode_checkpoint(
                 data,
                 self.directory / entry.file,
@@ -146,6 +202,7 @@ class ProofStore:
                 tensors if entry.base_step is not None else None,
                 entry.base_step,
                 self.allowed,
+                self.budget,
             )
             self._remember(i, tensors)
         assert tensors is not None
@@ -174,6 +231,13 @@ class ProofStore:
         if self._samples is not None or not self.proof.sample_files:
             return self._samples
         info = self.proof.header.dataset
+        total = sum(entry.count for entry in self.proof.sample_files) * (4 * math.prod(info.input_shape) + 8)
+        if total > MAX_STORED_SAMPLE_BYTES:
+            raise file_error(
+                FormatError,
+                self.directory / "proof.json",
+                f"stores {total} bytes of samples, more than the {MAX_STORED_SAMPLE_BYTES} allowed",
+            )
         xs, ys = [], []
         for entry in self.proof.sample_files:
             x, y = load_sample_file(self.directory, entry, entry.count, info.input_shape, info.num_classes)

@@ -60,11 +60,11 @@ class ProofSummary:
         }
 
 
-def inspect_proof(directory: str | Path, *, metrics: Sequence[str] = METRICS) -> ProofSummary:
+def inspect_proof(directory: str | Path, *, metrics: Sequence[str] = METRICS, trust_code: bool = False) -> ProofSummary:
     """Summarise a proof; every checkpoint is hash-checked and decoded (FormatError if any is bad)."""
     directory = Path(directory)
     proof, pid = load_proof(directory)
-    store = ProofStore(directory, proof)
+    store = ProofStore(directory, proof, trust_code=trust_code)
     reference = 0
 
     def count(index: int, tensors: dict) -> None:  # type: ignore[type-arg]

@@ -162,17 +162,14 @@ def verify_proof(
     if not directory.is_dir():
         raise ModeldeedError(f"{directory}: proof directory not found")
     opened = (directory / OPENED_FILE).exists() and not (directory / PROOF_FILE).exists()
-    try:
-        if opened:
-            if policy.hardening is None:
-                raise ModeldeedError(f"{directory}: an opened proof is verified with the hardened policy (--hardened)")
-            source, proof_id = load_opened(directory)
-        else:
-            proof, proof_id = load_proof(directory)
-            source = FullSource(directory, proof)
-    except FormatError as exc:
-        failed = CheckResult("integrity", "failed", (str(exc),))
-        return Verdict(False, (str(exc),), None, (failed,), policy=policy.to_json())
+    # a proof.json (or opened.json) that is not well-formed is bad input (FormatError: exit 2), not a rejection
+    if opened:
+        if policy.hardening is None:
+            raise ModeldeedError(f"{directory}: an opened proof is verified with the hardened policy (--hardened)")
+        source, proof_id = load_opened(directory, trust_code=trust_code)
+    else:
+        proof, proof_id = load_proof(directory)
+        source = FullSource(directory, proof, trust_code=trust_code)
     header = source.header
     if is_user_factory(header.spec.architecture) and not trust_code:
         raise ModeldeedError(

@@ -60,6 +60,24 @@ class SegmentDoc(Document):
     sample_files: list[SampleFileDoc]
 
 
+def unstarted(directory: Path) -> bool:
+    """A recording that stopped before its first checkpoint was committed (a full disk while writing W_0, an
+    interruption): a header, perhaps a partial W_0, and no segment. Nothing in it can be resumed."""
+    journal = directory / RECORDING_DIR
+    return not (directory / PROOF_FILE).exists() and journal.is_dir() and not any(journal.glob("segment-*.json"))
+
+
+def discard_unstarted(directory: Path) -> None:
+    """Remove what an unstarted recording left (its journal and any checkpoint or sample file the writer names;
+    nothing else), so the same directory can be recorded into again."""
+    log.info("%s: discarding a recording that stopped before its first checkpoint", directory)
+    shutil.rmtree(directory / RECORDING_DIR)
+    for folder, pattern in (("checkpoints", "step-*.safetensors"), ("samples", "samples-*.safetensors")):
+        for leftover in [*(directory / folder).glob(pattern), *(directory / folder).glob(".*.tmp")]:
+            if leftover.is_file() and not leftover.is_symlink():
+                leftover.unlink()
+
+
 class ProofWriter:
     """Builds one proof: add steps and samples, then a checkpoint (which commits them); then finish."""
 
@@ -78,6 +96,8 @@ class ProofWriter:
         self._sample_ids: dict[str, int] = {}
         self._previous: dict[str, torch.Tensor] | None = None
         if not _resumed:
+            if unstarted(self.directory):
+                discard_unstarted(self.directory)
             if (self.directory / PROOF_FILE).exists() or (self.directory / RECORDING_DIR).exists():
                 raise ModeldeedError(
                     f"{self.directory}: already holds a proof or a recording; choose a new directory "
@@ -199,8 +219,11 @@ class ProofWriter:
             writer._load_segment(path)
             number += 1
         if not writer.checkpoints:
-            raise ModeldeedError(f"{directory}: the recording stopped before its first checkpoint; start it again")
-        store = ProofStore(directory, writer.proof())
+            raise ModeldeedError(
+                f"{directory}: the recording stopped before its first checkpoint, so nothing was recorded; run the "
+                "same command without --resume to start it again in this directory"
+            )
+        store = ProofStore(directory, writer.proof(), trust_code=True)  # the recorder's own files and model code
         writer._previous = {k: v.clone() for k, v in store.checkpoint(len(writer.checkpoints) - 1).items()}
         samples = store.samples()
         if samples is not None:
