@@ -104,7 +104,9 @@ def test_oversized_bodies_are_refused_before_being_read(server):
     response = conn.getresponse()
     assert response.status == 413 and "allowed" in json.loads(response.read())["error"]
     conn.close()
-    status, data, _ = raw(server, "POST", "/api/v1/entries", b"{}", {"Content-Length": "abc"})
+    # no body bytes: the server answers a malformed header and closes; bytes it never read would make the kernel
+    # reset the connection before the client reads the answer (a race seen once under load)
+    status, data, _ = raw(server, "POST", "/api/v1/entries", None, {"Content-Length": "abc"})
     assert 400 <= status < 500
 
 
