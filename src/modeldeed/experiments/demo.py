@@ -97,10 +97,11 @@ def demo_plan(setting: DemoSetting) -> list[Work]:
         Work("keygen", 0.2),
         Work("train with watermark + proof", 1.2 * setting.epochs),
         Work("verify watermark", 0.2),
+        # in the order run_demo runs the stages: the tracker credits each finished stage with its planned cost
+        *([Work("zero-knowledge watermark verification", ZK_EPOCHS)] if zk_skip_reason(setting) is None else []),
         Work("verify proof-of-learning", 1.3 * setting.epochs),
         Work("watermark attacks", sum(w.cost for w in suite_plan(entries))),
         Work("proof-of-learning spoofs", sum(SPOOF_EPOCHS.get(m, 5.0) for m in setting.spoof_methods)),
-        *([Work("zero-knowledge watermark verification", ZK_EPOCHS)] if zk_skip_reason(setting) is None else []),
     ]
 
 
@@ -344,6 +345,9 @@ def _run(
 @contextmanager
 def _timed(tracker: Tracker, name: str, seconds: dict[str, float]) -> Iterator[None]:
     """A stage of the demo: reported to the tracker as it starts, timed into `seconds`."""
+    planned = tracker.plan[tracker.index].label if tracker.index < len(tracker.plan) else None
+    if planned != name:  # the ETA credits each stage with its planned cost: plan and run order must agree
+        raise AssertionError(f"demo stage {name!r} runs where the plan has {planned!r}")
     with tracker.item(name):
         started = time.perf_counter()
         yield
