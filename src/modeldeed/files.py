@@ -149,8 +149,10 @@ def sha256_regular_file(path: str | Path, *, max_bytes: int, within: str | Path 
     return digest.hexdigest(), size
 
 
-def _regular_chunks(path: str | Path, *, max_bytes: int, within: str | Path | None) -> Iterator[bytes]:
-    path = Path(path)
+def _open_regular(path: Path, *, max_bytes: int, within: str | Path | None) -> tuple[int, os.stat_result]:
+    """An open descriptor and its stat for `path`, checked before anything is read: inside `within` (the path,
+    then where the descriptor really points), a regular file (never waits on a FIFO: O_NONBLOCK), at most
+    `max_bytes`. The caller owns the descriptor."""
     if within is not None and not inside(path, within):
         raise _fail(path, f"is outside {within} (a symbolic link out of the directory is not followed)")
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
@@ -170,6 +172,16 @@ def _regular_chunks(path: str | Path, *, max_bytes: int, within: str | Path | No
             raise _fail(path, f"is not a regular file ({_file_kind(info.st_mode)})")
         if info.st_size > max_bytes:
             raise _fail(path, f"is {info.st_size} bytes, more than the {max_bytes} allowed for it")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, info
+
+
+def _regular_chunks(path: str | Path, *, max_bytes: int, within: str | Path | None) -> Iterator[bytes]:
+    path = Path(path)
+    fd, _info = _open_regular(path, max_bytes=max_bytes, within=within)
+    try:
         total = 0
         while True:
             try:
@@ -203,26 +215,7 @@ def map_npy(path: str | Path, *, within: str | Path, max_bytes: int, dtypes: tup
     from numpy.lib import format as npy
 
     path = Path(path)
-    if not inside(path, within):
-        raise _fail(path, f"is outside {within} (a symbolic link out of the directory is not followed)")
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise _fail(path, "file not found") from None
-    except OSError as exc:
-        raise _fail(path, f"cannot be opened ({exc.strerror or exc})") from None
-    try:
-        if not _opened_inside(fd, within):
-            raise _fail(path, f"is outside {within} (it was replaced by a link while being opened)")
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise _fail(path, f"is not a regular file ({_file_kind(info.st_mode)})")
-        if info.st_size > max_bytes:
-            raise _fail(path, f"is {info.st_size} bytes, more than the {max_bytes} allowed for it")
-    except BaseException:
-        os.close(fd)
-        raise
+    fd, info = _open_regular(path, max_bytes=max_bytes, within=within)
     with os.fdopen(fd, "rb") as handle:
         try:
             version = npy.read_magic(handle)
